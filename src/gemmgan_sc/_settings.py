@@ -1,0 +1,137 @@
+"""Global settings, reachable as ``gg.settings``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import numpy as np
+
+logger = logging.getLogger("gemmgan_sc")
+if not logger.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("gemmgan-sc %(levelname)s: %(message)s"))
+    logger.addHandler(_handler)
+    logger.propagate = False
+logger.setLevel(logging.WARNING)
+
+_VERBOSITY = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
+
+
+class Settings:
+    """Package-wide settings.
+
+    Attributes
+    ----------
+    seed
+        Seed for Python ``random``, NumPy and torch. Setting it seeds all three at once and
+        switches torch to deterministic algorithms where they exist, so that two runs with the
+        same seed and settings give the same history and samples on the CPU.
+    device
+        Default device for encoders and sampling (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
+    num_workers
+        Default number of worker processes for tile reading and data loading.
+    progress_bar
+        Show tqdm progress bars on long work.
+    verbosity
+        0 errors, 1 warnings (default), 2 info, 3 debug.
+
+    Examples
+    --------
+    >>> import gemmgan_sc as gg
+    >>> gg.settings.seed = 0
+    >>> gg.settings.progress_bar = False
+    """
+
+    def __init__(self) -> None:
+        self._seed: int | None = None
+        self._device = "auto"
+        self._num_workers = 0
+        self.progress_bar = True
+        self._verbosity = 1
+
+    # seed -----------------------------------------------------------------
+    @property
+    def seed(self) -> int | None:
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: int | None) -> None:
+        if value is None:
+            self._seed = None
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"settings.seed must be a non-negative int or None, got {value!r}.")
+        self._seed = int(value)
+        seed_everything(self._seed)
+
+    # device ---------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @device.setter
+    def device(self, value: str) -> None:
+        import torch
+
+        if value != "auto":
+            try:
+                torch.device(value)
+            except (RuntimeError, TypeError) as err:
+                raise ValueError(
+                    f"settings.device={value!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+                ) from err
+        self._device = str(value)
+
+    def resolve_device(self, device: str | None = None):
+        """Return the ``torch.device`` for ``device`` (default: this setting; ``"auto"`` picks CUDA when present)."""
+        import torch
+
+        device = device or self._device
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(device)
+
+    # workers --------------------------------------------------------------
+    @property
+    def num_workers(self) -> int:
+        return self._num_workers
+
+    @num_workers.setter
+    def num_workers(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"settings.num_workers must be an int >= 0, got {value!r}.")
+        self._num_workers = int(value)
+
+    # verbosity ------------------------------------------------------------
+    @property
+    def verbosity(self) -> int:
+        return self._verbosity
+
+    @verbosity.setter
+    def verbosity(self, value: int) -> None:
+        if value not in _VERBOSITY:
+            raise ValueError(f"settings.verbosity must be one of {sorted(_VERBOSITY)}, got {value!r}.")
+        self._verbosity = int(value)
+        logger.setLevel(_VERBOSITY[self._verbosity])
+
+    def __repr__(self) -> str:
+        return (
+            f"gemmgan_sc.settings(seed={self.seed}, device={self.device!r}, num_workers={self.num_workers}, "
+            f"progress_bar={self.progress_bar}, verbosity={self.verbosity})"
+        )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch and prefer deterministic torch kernels."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+settings = Settings()

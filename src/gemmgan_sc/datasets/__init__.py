@@ -1,0 +1,2 @@
+"""Datasets: the simulated demo cohort and real loaders (TCGA through the GDC API)."""
+# Each line below imports one module's public functions.

@@ -1,0 +1,1 @@
+"""gemmgan_sc.models"""

@@ -1,0 +1,5 @@
+"""Plots: training history, real-vs-synthetic embeddings, metrics, tissue and tile QC.
+
+Every function takes ``ax=`` and ``show=`` and returns the axes.
+"""
+# Each line below imports one module's public functions.

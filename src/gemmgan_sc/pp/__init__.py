@@ -1,0 +1,6 @@
+"""Preprocessing that writes into AnnData: expression, clinical text, slides (tiles, embeddings).
+
+Every function takes ``adata`` first, writes new keys (``key_added``) and records its parameters
+in ``adata.uns``.
+"""
+# Each line below imports one module's public functions.
