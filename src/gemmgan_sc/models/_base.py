@@ -1,0 +1,544 @@
+"""The shared base of every generative model: setup registry, normalisation, split, training, sampling, save/load."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._settings import logger, settings
+from ..data._registry import SETUP_KEY, AnnDataRegistry, get_expression
+from ..data._scaler import ExpressionScaler
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+
+
+class BaseGenerativeModel:
+    """Base class of the models (scvi-tools anatomy): ``setup_anndata`` -> ``Model(adata)`` -> ``train`` -> ``sample``.
+
+    Subclasses define ``_setup_defaults`` (registry keyword defaults), ``_default_hparams`` and ``_build_networks``
+    (the torch module for ``n_genes`` output genes) and ``_plan_class`` (the Lightning training plan).
+    """
+
+    _setup_defaults: dict[str, Any] = {}
+    _default_hparams: dict[str, Any] = {}
+    _train_defaults: dict[str, Any] = {}
+    _requires_condition = True
+
+    # ----------------------------------------------------------------- setup
+    @classmethod
+    def _setup(cls, adata, **kwargs) -> AnnDataRegistry:
+        registry = AnnDataRegistry.setup(adata, require_condition=cls._requires_condition, **kwargs)
+        adata.uns[SETUP_KEY] = {"model": cls.__name__, **registry.to_uns()}
+        logger.info("%s.setup_anndata: %s", cls.__name__, registry)
+        return registry
+
+    # ------------------------------------------------------------------ init
+    def __init__(self, adata, **hparams: Any) -> None:
+        if SETUP_KEY not in adata.uns:
+            raise ValueError(
+                f"The AnnData is not set up: call gg.{type(self).__name__}.setup_anndata(adata, ...) first."
+            )
+        setup = dict(adata.uns[SETUP_KEY])
+        owner = setup.pop("model", type(self).__name__)
+        if owner != type(self).__name__:
+            raise ValueError(
+                f"The AnnData was set up for {owner}, not {type(self).__name__}: call "
+                f"gg.{type(self).__name__}.setup_anndata(adata, ...)."
+            )
+        self.registry = AnnDataRegistry.from_uns(setup)
+        unknown = set(hparams) - set(self._default_hparams)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unknown arguments {sorted(unknown)}; known: {sorted(self._default_hparams)}."
+            )
+        self.hparams = {**self._default_hparams, **hparams}
+        self._validate_hparams()
+        self.registry.validate(adata, check_categories=False)
+        self.adata = adata
+        self.scaler = ExpressionScaler(self.hparams.get("filter_genes", 0.9))
+        self.networks = None
+        self.split: dict[str, np.ndarray] | None = None
+        self._history: list[dict] = []
+        self.train_params: dict[str, Any] = {}
+        self.is_trained = False
+
+    def _validate_hparams(self) -> None:
+        """Subclasses check their hyperparameters here."""
+
+    def __repr__(self) -> str:
+        state = "trained" if self.is_trained else "not trained"
+        genes = f"{len(self.var_names)} genes" if self.scaler.fitted else f"{self.registry.n_vars} genes in setup"
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())
+        return f"{type(self).__name__}({hp}) [{state}, {genes}, {len(self._history)} epochs]"
+
+    # ------------------------------------------------------------ properties
+    @property
+    def history(self) -> pd.DataFrame:
+        """Per-epoch training history (losses, gradient penalty, Wasserstein estimate on the validation split)."""
+        return pd.DataFrame(self._history)
+
+    @property
+    def var_names(self) -> pd.Index:
+        """The genes the model generates (after its gene filter)."""
+        if not self.scaler.fitted:
+            raise RuntimeError("The model is not trained yet: call model.train() first.")
+        return pd.Index(self._setup_var_names[self.scaler.keep])
+
+    @property
+    def _setup_var_names(self) -> pd.Index:
+        return pd.Index(self.adata.var_names) if not hasattr(self, "_saved_var_names") else self._saved_var_names
+
+    def view_anndata_setup(self) -> pd.DataFrame:
+        """The registry as a table (which AnnData fields the model reads); also printed."""
+        reg = self.registry
+        rows = [
+            ("expression", "adata.X" if reg.layer is None else f"adata.layers[{reg.layer!r}]", f"{reg.n_vars} genes, scale={reg.expression_scale}"),
+            ("text tokens", f"adata.obsm[{reg.text_key!r}]" if reg.text_key else "-", f"dim {reg.text_dim}" if reg.text_dim else ""),
+            ("text mask", f"adata.obsm[{reg.text_mask_key!r}]" if reg.text_mask_key else "-", ""),
+            ("patch store", reg.patch_store or "-", f"dim {reg.patch_dim}" if reg.patch_dim else ""),
+            ("slide ids", f"adata.obs[{reg.slide_key!r}]" if reg.slide_key else "-", ""),
+        ]
+        for key in reg.labels_keys:
+            rows.append((f"label {key}", f"adata.obs[{key!r}]", f"{len(reg.categories.get(key, []))} categories"))
+        table = pd.DataFrame(rows, columns=["field", "source", "summary"]).set_index("field")
+        print(table.to_string())
+        return table
+
+    # ---------------------------------------------------------------- tensors
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        """z-score an (n x ``var_names``) array on the user's scale with the training statistics."""
+        return self.scaler.transform(x, filtered=True)
+
+    def _expression(self, adata) -> np.ndarray:
+        x = get_expression(adata, self.registry.layer)
+        names = pd.Index(adata.var_names)
+        expected = self._setup_var_names
+        if not names.equals(expected):
+            missing = expected.difference(names)
+            if len(missing):
+                raise ValueError(
+                    f"adata.var_names do not match the model: {len(missing)} of its {len(expected)} genes are missing "
+                    f"(e.g. {list(missing[:5])}). Subset or reorder adata to the model's genes."
+                )
+            x = x[:, names.get_indexer(expected)]
+        return x
+
+    def _label_codes(self, adata) -> np.ndarray | None:
+        keys = self.registry.labels_keys
+        if not keys:
+            return None
+        codes = []
+        for key in keys:
+            cats = self.registry.categories[key]
+            codes.append(pd.Categorical(adata.obs[key].astype(str), categories=cats).codes)
+        return np.stack(codes, axis=1).astype(np.int64)
+
+    def _make_bank(self, adata, with_expression: bool):
+        """Build the device-ready tensors of ``adata`` (models are the only place AnnData becomes tensors)."""
+        from ..train import ConditionBank
+
+        reg = self.registry
+        x = self.scaler.transform(self._expression(adata)) if with_expression else None
+        text = mask = patches = offsets = counts = None
+        if reg.text_key is not None and self._uses("text"):
+            text = np.asarray(adata.obsm[reg.text_key])
+            mask = np.asarray(adata.obsm[reg.text_mask_key]).astype(bool) if reg.text_mask_key else None
+        if reg.patch_store is not None and self._uses("image"):
+            from ..data import PatchStore
+
+            store = PatchStore(reg.patch_store, mode="r")
+            patches, offsets, counts = store.bank(adata.obs[reg.slide_key].astype(str))
+        return ConditionBank(
+            x=x, text=text, text_mask=mask, patches=patches, offsets=offsets, counts=counts,
+            labels=self._label_codes(adata) if self._uses("labels") else None,
+            n_patches=self.hparams.get("n_patches", 256),
+        )
+
+    def _uses(self, modality: str) -> bool:
+        """Whether the networks read ``"text"``, ``"image"`` or ``"labels"``."""
+        return False
+
+    # ------------------------------------------------------------------ train
+    def _build_networks(self, n_genes: int):
+        raise NotImplementedError
+
+    def _make_plan(self, bank, val_idx, **train_kwargs):
+        raise NotImplementedError
+
+    def _make_split(self, n: int, train_size: float, seed: int | None) -> dict[str, np.ndarray]:
+        if not 0.0 < train_size <= 1.0:
+            raise ValueError(f"train_size must be in (0, 1], got {train_size!r}.")
+        order = np.random.default_rng(seed).permutation(n)
+        n_train = max(1, int(round(train_size * n)))
+        return {"train": np.sort(order[:n_train]), "validation": np.sort(order[n_train:])}
+
+    def train(
+        self,
+        max_epochs: int | None = None,
+        batch_size: int = 64,
+        train_size: float = 0.8,
+        accelerator: str = "auto",
+        devices: int | str | list = "auto",
+        precision: str | int | None = None,
+        seed: int | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        **kwargs: Any,
+    ) -> "BaseGenerativeModel":
+        """Train on the rows of the set-up AnnData (subclasses document their own loss arguments).
+
+        A second call continues training the same networks with the same split and normalisation.
+        Returns the model, so ``model.train(...).sample()`` chains.
+        """
+        import lightning.pytorch as pl
+        import torch
+
+        plan_kwargs = {**self._train_defaults}
+        trainer_kwargs = {}
+        for key, value in kwargs.items():
+            (plan_kwargs if key in self._train_defaults else trainer_kwargs)[key] = value
+        if max_epochs is None:
+            max_epochs = self._default_max_epochs()
+        if not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
+            raise ValueError(f"max_epochs must be a positive int, got {max_epochs!r}.")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        if checkpoint_dir is not None or resume:
+            raise NotImplementedError(
+                "checkpoint_dir/resume are not available yet; save the model after training with model.save()."
+            )
+        seed = settings.seed if seed is None else seed
+        if seed is not None:
+            pl.seed_everything(seed, verbose=False)
+        self.registry.validate(self.adata, check_categories=False)
+
+        n = self.adata.n_obs
+        if self.split is None:
+            self.split = self._make_split(n, train_size, seed)
+            self.scaler.fit(self._expression(self.adata)[self.split["train"]])
+            self.networks = self._build_networks(int(self.scaler.keep.sum()))
+        elif abs(len(self.split["train"]) / n - train_size) > 1.0 / n and not self.is_trained:
+            pass
+        train_idx = torch.as_tensor(self.split["train"], dtype=torch.long)
+        val_idx = torch.as_tensor(self.split["validation"], dtype=torch.long)
+        bank = self._make_bank(self.adata, with_expression=True)
+        plan = self._make_plan(bank, val_idx, **plan_kwargs)
+        plan.history = self._history
+        epoch0 = len(self._history)
+
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(train_idx), batch_size=int(batch_size), shuffle=True,
+            drop_last=len(train_idx) > batch_size and len(train_idx) % batch_size == 1,
+        )
+        for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        trainer_args = dict(
+            max_epochs=int(max_epochs), accelerator=accelerator, devices=devices, logger=False,
+            enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=settings.progress_bar,
+            num_sanity_val_steps=0, limit_val_batches=0, deterministic=seed is not None and accelerator == "cpu" or None,
+        )
+        if precision is not None:
+            trainer_args["precision"] = precision
+        trainer_args.update(trainer_kwargs)
+        if trainer_args.get("deterministic") is None:
+            trainer_args.pop("deterministic")
+        trainer = pl.Trainer(**trainer_args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*number of training batches.*")
+            warnings.filterwarnings("ignore", message=".*You defined a `validation_step`.*")
+            trainer.fit(plan, train_dataloaders=loader)
+        for i, row in enumerate(self._history[epoch0:]):
+            row["epoch"] = epoch0 + i
+        self.networks = plan.networks.cpu()
+        self.networks.eval()
+        self.train_params = {
+            "max_epochs": int(max_epochs), "batch_size": int(batch_size), "train_size": float(train_size),
+            "seed": seed, "accelerator": str(accelerator), "precision": None if precision is None else str(precision),
+            **{k: v for k, v in plan_kwargs.items()},
+        }
+        self.is_trained = True
+        return self
+
+    def _default_max_epochs(self) -> int:
+        return 500
+
+    # ----------------------------------------------------------------- sample
+    def _check_trained(self) -> None:
+        if not self.is_trained or self.networks is None:
+            raise RuntimeError(f"The {type(self).__name__} is not trained yet: call model.train() first.")
+
+    def _conditioning_rows(self, adata, indices) -> tuple[Any, np.ndarray]:
+        if adata is None:
+            adata = self.adata
+        else:
+            self.registry.validate(adata, require_expression=False)
+        if indices is None:
+            indices = np.arange(adata.n_obs)
+        else:
+            indices = np.asarray(indices)
+            if indices.dtype == bool:
+                if indices.shape != (adata.n_obs,):
+                    raise ValueError(f"Boolean indices must have length n_obs={adata.n_obs}, got {indices.shape}.")
+                indices = np.flatnonzero(indices)
+            elif not np.issubdtype(indices.dtype, np.integer):
+                indices = adata.obs_names.get_indexer(indices.astype(str))
+                if (indices < 0).any():
+                    raise KeyError("Some indices are not obs_names of the AnnData.")
+            if len(indices) and (indices.min() < -adata.n_obs or indices.max() >= adata.n_obs):
+                raise IndexError(f"indices out of range for an AnnData with {adata.n_obs} rows.")
+        return adata, indices
+
+    def _generate(self, bank, rows: np.ndarray, seed: int | None, batch_size: int, device) -> np.ndarray:
+        """z-scored profiles for bank rows ``rows`` (one per entry)."""
+        import torch
+
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+        net = self.networks.to(device).eval()
+        bank = bank.to(device)
+        out = []
+        with torch.no_grad():
+            for chunk in torch.as_tensor(rows, dtype=torch.long).split(batch_size):
+                chunk = chunk.to(device)
+                cond = bank.conditions(chunk, generator=gen)
+                z = torch.randn(len(chunk), net.n_latent, generator=gen, device=device)
+                out.append(net.generate(cond, z).float().cpu().numpy())
+        self.networks.cpu()
+        return np.concatenate(out, axis=0) if out else np.zeros((0, len(self.var_names)), np.float32)
+
+    def sample(
+        self,
+        adata=None,
+        indices=None,
+        n_samples: int = 1,
+        seed: int | None = None,
+        batch_size: int | None = None,
+        device: str | None = None,
+    ):
+        """Generate synthetic profiles, one or more per conditioning row.
+
+        Parameters
+        ----------
+        adata
+            Rows whose conditions (text, slides, labels) to generate from; default: the training AnnData. New
+            patients work: their slides must be in the model's patch store and their text embedded with the same
+            encoder; expression is not needed.
+        indices
+            Row positions, obs names or a boolean mask selecting rows of ``adata`` (default: all).
+        n_samples
+            Profiles per row.
+        seed
+            Seed of the noise and tile draws (default: ``gg.settings.seed``); the same seed gives the same profiles.
+        batch_size
+            Rows per forward pass (default 256).
+        device
+            Torch device (default ``gg.settings.device``).
+
+        Returns
+        -------
+        AnnData with the model's ``var_names``, ``X`` on the user's scale, ``obs`` copied from the conditioning rows
+        plus ``synthetic=True`` and ``source_obs`` (the conditioning row's obs name).
+        """
+        import anndata as ad
+
+        self._check_trained()
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+        adata, indices = self._conditioning_rows(adata, indices)
+        seed = settings.seed if seed is None else seed
+        bank = self._make_bank(adata, with_expression=False)
+        rows = np.repeat(indices, n_samples)
+        z = self._generate(bank, rows, seed, int(batch_size or 256), settings.resolve_device(device))
+        return self._synthetic_anndata(adata, rows, z, n_samples)
+
+    def _synthetic_anndata(self, adata, rows: np.ndarray, z: np.ndarray, n_samples: int):
+        import anndata as ad
+
+        x = self.scaler.inverse_transform(z)
+        obs = adata.obs.iloc[rows].copy()
+        obs["source_obs"] = obs.index.astype(str)
+        rep = np.tile(np.arange(n_samples), len(rows) // max(n_samples, 1))
+        obs.index = pd.Index([f"{name}-synth{k}" for name, k in zip(obs["source_obs"], rep)])
+        obs["synthetic"] = True
+        var = pd.DataFrame(index=self.var_names.copy())
+        out = ad.AnnData(X=x.astype(np.float32), obs=obs, var=var)
+        out.uns["gemmgan_synthetic"] = {"model": type(self).__name__, "n_samples_per_row": int(n_samples)}
+        return out
+
+    # ------------------------------------------------------------ save / load
+    def _meta(self) -> dict[str, Any]:
+        import torch
+
+        from .. import __version__
+
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": type(self).__name__,
+            "hparams": self.hparams,
+            "registry": self.registry.to_dict(),
+            "var_names": [str(v) for v in self._setup_var_names],
+            "split": {k: v.tolist() for k, v in self.split.items()},
+            "history": self._history,
+            "train_params": self.train_params,
+            "versions": {"gemmgan_sc": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        }
+
+    def save(self, dir_path: str | os.PathLike, overwrite: bool = False, save_anndata: bool = False) -> Path:
+        """Save to a folder: ``model.safetensors`` (weights, normalisation) + ``model.json``; never a pickle.
+
+        The folder is written next to its destination and moved into place, so an interrupted save never leaves
+        a folder that reads as a model.
+        """
+        from safetensors.numpy import save_file
+
+        self._check_trained()
+        target = Path(dir_path).expanduser().absolute()
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            tensors = {f"net.{k}": v.detach().cpu().contiguous().numpy() for k, v in self.networks.state_dict().items()}
+            tensors.update({f"scaler.{k}": v for k, v in self.scaler.state().items()})
+            save_file(tensors, str(tmp / WEIGHTS_FILE))
+            with open(tmp / META_FILE, "w") as fh:
+                json.dump(_json_safe(self._meta()), fh, indent=1)
+            if save_anndata:
+                self.adata.write_h5ad(tmp / "adata.h5ad")
+            if target.exists():
+                trash = target.parent / f".{target.name}-old-{uuid.uuid4().hex}"
+                os.rename(target, trash)
+                os.rename(tmp, target)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.rename(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    @classmethod
+    def load(cls, dir_path: str | os.PathLike, adata=None, device: str | None = None):
+        """Load a saved model; ``adata`` (default: the saved ``adata.h5ad``) is validated against the registry."""
+        import torch
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        folder = Path(dir_path).expanduser()
+        meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
+        for path in (meta_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{str(path)!r} is missing: {str(folder)!r} is not a saved gemmgan-sc model.")
+        extra = sorted(p.name for p in folder.iterdir() if p.suffix in {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin"})
+        if extra:
+            raise ValueError(
+                f"{str(folder)!r} contains {extra}: saved models are safetensors + JSON only, so these files were added "
+                "by someone else. Refusing to load; remove them if you trust the folder."
+            )
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{str(meta_path)!r} is not valid JSON: {err}") from err
+        for key in ("model", "hparams", "registry", "var_names", "split"):
+            if key not in meta:
+                raise ValueError(f"{str(meta_path)!r} has no {key!r} entry: the folder is damaged.")
+        if meta["model"] != cls.__name__:
+            if cls is BaseGenerativeModel:
+                from . import MODEL_CLASSES
+
+                if meta["model"] not in MODEL_CLASSES:
+                    raise ValueError(f"Unknown model class {meta['model']!r} in {str(meta_path)!r}.")
+                cls = MODEL_CLASSES[meta["model"]]
+            else:
+                raise ValueError(f"{str(folder)!r} holds a {meta['model']}, not a {cls.__name__}: use gg.{meta['model']}.load.")
+        try:
+            tensors = load_file(str(weights_path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ValueError(f"{str(weights_path)!r} is not a valid safetensors file: {err}") from err
+
+        if adata is None:
+            h5 = folder / "adata.h5ad"
+            if not h5.is_file():
+                raise ValueError(f"Pass adata=...: {str(folder)!r} was saved without its AnnData (save_anndata=False).")
+            import anndata as ad
+
+            adata = ad.read_h5ad(h5)
+        var_names = pd.Index(meta["var_names"])
+        names = pd.Index(adata.var_names)
+        if not names.equals(var_names):
+            missing = var_names.difference(names)
+            if len(missing):
+                raise ValueError(
+                    f"adata.var_names do not match the saved model: {len(missing)} of its {len(var_names)} genes are "
+                    f"missing (e.g. {list(missing[:5])}). Give the AnnData the model was trained with, or one with the "
+                    "same genes."
+                )
+        registry = AnnDataRegistry.from_dict(meta["registry"])
+        model = cls.__new__(cls)
+        model.registry = registry
+        model.hparams = {**cls._default_hparams, **meta["hparams"]}
+        model._validate_hparams()
+        registry.validate(adata, require_expression=False)
+        model.adata = adata
+        model._saved_var_names = var_names
+        scaler_state = {k[len("scaler."):]: v for k, v in tensors.items() if k.startswith("scaler.")}
+        try:
+            model.scaler = ExpressionScaler.from_state(scaler_state, model.hparams.get("filter_genes", 0.9))
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"Normalisation statistics in {str(weights_path)!r} are missing or damaged: {err}") from err
+        if len(model.scaler.keep) != len(var_names):
+            raise ValueError(f"The gene filter in {str(weights_path)!r} has {len(model.scaler.keep)} entries for {len(var_names)} genes.")
+        model.networks = model._build_networks(int(model.scaler.keep.sum()))
+        state = {k[len("net."):]: torch.from_numpy(v.copy()) for k, v in tensors.items() if k.startswith("net.")}
+        expected = model.networks.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+        if missing or unexpected or wrong:
+            raise ValueError(
+                f"The weights in {str(weights_path)!r} do not fit the saved hyperparameters: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}. The folder was modified or is damaged."
+            )
+        model.networks.load_state_dict(state)
+        model.networks.eval()
+        n = len(meta["split"].get("train", [])) + len(meta["split"].get("validation", []))
+        model.split = {k: np.asarray(v, dtype=np.int64) for k, v in meta["split"].items()}
+        if adata.n_obs != n:
+            logger.warning(
+                "The AnnData has %d rows but the model was trained on %d; model.split refers to the training AnnData.",
+                adata.n_obs, n,
+            )
+        model._history = list(meta.get("history", []))
+        model.train_params = dict(meta.get("train_params", {}))
+        model.is_trained = True
+        if device is not None:
+            settings.resolve_device(device)
+        return model
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,105 @@
+"""Device-resident conditioning data: expression, text tokens, the patch bank and labels of a cohort.
+
+Everything a training step needs sits in buffers of one module, so Lightning moves it to the device once
+and a batch is a gather: the random draw of ``n_patches`` tiles per slide is one ``rand``/``topk`` over a
+B x (max tiles) matrix and one index into the contiguous float16 bank, with no per-sample Python loop
+and no host-device copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class ConditionBank(nn.Module):
+    """Per-row tensors of a cohort, on one device.
+
+    Parameters
+    ----------
+    x
+        n x genes float32 (z-scored) expression, or None (sampling from new conditions).
+    text, text_mask
+        n x M x D token embeddings (kept in float16) and n x M bool mask (True = token).
+    patches, offsets, counts
+        The contiguous (T x D_p) float16 bank and, per row, the first bank row and number of tiles of its slide.
+    labels
+        n x K int64 category codes.
+    n_patches
+        Tiles drawn per slide and step (``N``); slides with fewer tiles are padded and masked.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray | None = None,
+        text: np.ndarray | None = None,
+        text_mask: np.ndarray | None = None,
+        patches: np.ndarray | None = None,
+        offsets: np.ndarray | None = None,
+        counts: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        n_patches: int = 256,
+    ) -> None:
+        super().__init__()
+        self.n_patches = int(n_patches)
+        self.n_obs = None
+        for name, value, dtype in (
+            ("x", x, torch.float32),
+            ("text", text, torch.float16),
+            ("text_mask", text_mask, torch.bool),
+            ("patches", patches, torch.float16),
+            ("offsets", offsets, torch.long),
+            ("counts", counts, torch.long),
+            ("labels", labels, torch.long),
+        ):
+            tensor = None if value is None else torch.as_tensor(np.asarray(value)).to(dtype)
+            self.register_buffer(name, tensor, persistent=False)
+            if tensor is not None and name != "patches":
+                if self.n_obs is None:
+                    self.n_obs = int(tensor.shape[0])
+                elif int(tensor.shape[0]) != self.n_obs:
+                    raise ValueError(f"ConditionBank: {name} has {tensor.shape[0]} rows, expected {self.n_obs}.")
+        if self.text is not None and self.text_mask is None:
+            self.text_mask = torch.ones(self.text.shape[:2], dtype=torch.bool)
+        if self.patches is not None:
+            if self.offsets is None or self.counts is None:
+                raise ValueError("ConditionBank: patches need offsets and counts per row.")
+            self.max_tiles = int(self.counts.max())
+        else:
+            self.max_tiles = 0
+
+    def draw_patches(
+        self, idx: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``n_patches`` distinct random tiles of each row's slide (all of them, padded, when fewer).
+
+        Returns B x N x D_p float16 embeddings and a B x N bool mask (True = real tile).
+        """
+        counts = self.counts[idx]
+        offsets = self.offsets[idx]
+        width = self.max_tiles
+        n = min(self.n_patches, width)
+        keys = torch.rand(idx.shape[0], width, device=counts.device, generator=generator)
+        position = torch.arange(width, device=counts.device)
+        keys = keys.masked_fill(position.unsqueeze(0) >= counts.unsqueeze(1), 2.0)
+        picked = keys.topk(n, dim=1, largest=False, sorted=False).indices
+        mask = picked < counts.unsqueeze(1)
+        rows = offsets.unsqueeze(1) + torch.where(mask, picked, torch.zeros_like(picked))
+        feats = self.patches[rows]
+        if n < self.n_patches:  # every slide has fewer tiles than N: pad to N
+            pad = self.n_patches - n
+            feats = torch.cat([feats, feats.new_zeros(feats.shape[0], pad, feats.shape[2])], dim=1)
+            mask = torch.cat([mask, mask.new_zeros(mask.shape[0], pad)], dim=1)
+        return feats, mask
+
+    def conditions(self, idx: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Condition inputs of rows ``idx`` (a fresh tile draw each call)."""
+        out: dict[str, torch.Tensor] = {}
+        if self.patches is not None:
+            out["patches"], out["patch_mask"] = self.draw_patches(idx, generator)
+        if self.text is not None:
+            out["text"], out["text_mask"] = self.text[idx], self.text_mask[idx]
+        if self.labels is not None:
+            out["labels"] = self.labels[idx]
+        return out
