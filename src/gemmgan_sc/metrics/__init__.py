@@ -1,2 +1,25 @@
 """Fidelity, detectability, utility and privacy of synthetic expression (``gg.metrics``)."""
 # Each line below imports one module's public functions.
+from ._classifiers import CLASSIFIERS, make_classifier
+from ._correlation import correlation_gamma, correlation_mse
+from ._detectability import detectability
+from ._evaluate import evaluate, evaluate_samples, metrics_table
+from ._fidelity import density_coverage, fidelity, precision_recall
+from ._privacy import privacy
+from ._utility import utility
+
+__all__ = [
+    "CLASSIFIERS",
+    "correlation_gamma",
+    "correlation_mse",
+    "density_coverage",
+    "detectability",
+    "evaluate",
+    "evaluate_samples",
+    "fidelity",
+    "make_classifier",
+    "metrics_table",
+    "precision_recall",
+    "privacy",
+    "utility",
+]
