@@ -4,3 +4,4 @@ Every function takes ``adata`` first, writes new keys (``key_added``) and record
 in ``adata.uns``.
 """
 # Each line below imports one module's public functions.
+from ._text import clinical_to_text, embed_text
