@@ -1,2 +1,3 @@
 """Datasets: the simulated demo cohort and real loaders (TCGA through the GDC API)."""
 # Each line below imports one module's public functions.
+from ._demo import demo

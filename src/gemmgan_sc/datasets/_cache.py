@@ -1,0 +1,73 @@
+"""Cache folder resolution and atomic file writes for the dataset loaders."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CACHE_ENV = "GEMMGAN_SC_CACHE"
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None, sub: str) -> Path:
+    """Return (and create) the cache folder ``<root>/<sub>``.
+
+    The root is ``cache_dir`` when given, else the environment variable ``GEMMGAN_SC_CACHE``,
+    else ``pooch.os_cache("gemmgan-sc")`` (the operating system's user cache folder).
+    """
+    if cache_dir is not None:
+        if not isinstance(cache_dir, (str, os.PathLike)) or str(cache_dir) == "":
+            raise TypeError(f"cache_dir must be a folder path (str or os.PathLike) or None, got {cache_dir!r}.")
+        root = Path(cache_dir).expanduser()
+    elif os.environ.get(CACHE_ENV):
+        root = Path(os.environ[CACHE_ENV]).expanduser()
+    else:
+        import pooch
+
+        root = Path(pooch.os_cache("gemmgan-sc"))
+    folder = (root / sub).resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(
+            f"Cannot create the cache folder {folder} ({err}). Pass cache_dir=<a writable folder> "
+            f"or set the environment variable {CACHE_ENV}."
+        ) from err
+    return folder
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON atomically."""
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=1, sort_keys=True)
+
+    atomic_write(path, _write)
+
+
+def read_json(path: Path) -> Any | None:
+    """Read JSON, or return ``None`` when the file is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
