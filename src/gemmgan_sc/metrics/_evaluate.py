@@ -88,8 +88,8 @@ def _one_run(
         for clf in classifiers:
             ut = utility_arrays(synth_train, y_synth, real_test, y_test, clf, seed, real_train, y_train)
             rows.extend((f"utility_{m}", clf, key, v) for m, v in ut.items())
-    priv = privacy_arrays(synth_train, real_train, real_test, metric=metric, seed=seed)
-    for m in ("closer_to_train", "nndr_mean", "dcr_synth_median", "dcr_test_median"):
+    priv = privacy_arrays(synth_train, real_train, real_test, metric=metric)
+    for m in ("closer_to_train", "closer_to_train_expected", "nndr_mean", "dcr_synth_median", "dcr_test_median"):
         rows.append((f"privacy_{m}", "", "", priv[m]))
     return rows
 
@@ -222,7 +222,7 @@ def evaluate_samples(
     a column does not apply). Metrics: ``precision``, ``recall`` (Kynkaanniemi), ``density``, ``coverage``,
     ``correlation_mse``, ``correlation_gamma``, ``detectability_{accuracy,f1,auc}`` per classifier,
     ``utility_{,real_,augmented_}{accuracy,f1_macro,f1_weighted}`` per classifier and label,
-    ``privacy_{closer_to_train,nndr_mean,dcr_synth_median,dcr_test_median}``.
+    ``privacy_{closer_to_train,closer_to_train_expected,nndr_mean,dcr_synth_median,dcr_test_median}``.
 
     Examples
     --------

@@ -6,36 +6,27 @@ from typing import Any
 
 import numpy as np
 
-from ._classifiers import check_seed
 from ._distances import DEFAULT_BLOCK_BYTES, check_block_bytes, check_metric, knn_scores, scores_to_distances
 from ._input import as_matrices
 
 
 def privacy_arrays(
     synth: np.ndarray, real_train: np.ndarray, real_test: np.ndarray, metric: str = "euclidean",
-    balance: bool = True, seed: int = 0, block_bytes: int = DEFAULT_BLOCK_BYTES,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
 ) -> dict[str, float]:
-    train_ref, test_ref = real_train, real_test
-    if balance and len(real_train) != len(real_test):
-        rng = np.random.default_rng(seed)
-        n = min(len(real_train), len(real_test))
-        if len(real_train) > n:
-            train_ref = real_train[np.sort(rng.choice(len(real_train), n, replace=False))]
-        else:
-            test_ref = real_test[np.sort(rng.choice(len(real_test), n, replace=False))]
-    d_train = scores_to_distances(knn_scores(synth, train_ref, 1, metric, block_bytes)[:, 0], metric)
-    d_test = scores_to_distances(knn_scores(synth, test_ref, 1, metric, block_bytes)[:, 0], metric)
-    closer = np.where(d_train < d_test, 1.0, np.where(d_train == d_test, 0.5, 0.0))
     two = scores_to_distances(knn_scores(synth, real_train, 2, metric, block_bytes), metric)
+    d_train = two[:, 0]
+    d_test = scores_to_distances(knn_scores(synth, real_test, 1, metric, block_bytes)[:, 0], metric)
+    closer = np.where(d_train < d_test, 1.0, np.where(d_train == d_test, 0.5, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         nndr = np.where(two[:, 1] > 0, two[:, 0] / two[:, 1], 0.0)
     dcr_holdout = scores_to_distances(knn_scores(real_test, real_train, 1, metric, block_bytes)[:, 0], metric)
     return {
         "closer_to_train": float(closer.mean()),
-        "closer_to_train_expected": float(len(train_ref) / (len(train_ref) + len(test_ref))),
+        "closer_to_train_expected": float(len(real_train) / (len(real_train) + len(real_test))),
         "nndr_mean": float(nndr.mean()),
         "nndr_median": float(np.median(nndr)),
-        "dcr_synth_median": float(np.median(two[:, 0])),
+        "dcr_synth_median": float(np.median(d_train)),
         "dcr_test_median": float(np.median(dcr_holdout)),
     }
 
@@ -45,8 +36,6 @@ def privacy(
     real_train: Any,
     real_test: Any,
     metric: str = "euclidean",
-    balance: bool = True,
-    seed: int = 0,
     *,
     layer: str | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
@@ -54,10 +43,11 @@ def privacy(
     """Memorisation checks on synthetic profiles.
 
     * ``closer_to_train``: share of synthetic profiles whose nearest training profile is closer than their
-      nearest held-out profile (ties count one half). A generator that does not memorise gives the share
-      ``closer_to_train_expected`` (the training share of the reference pool: 0.5 with ``balance=True``,
-      where the larger of the two real sets is subsampled, seeded, to the size of the smaller); copies of the
-      training set give 1.
+      nearest held-out profile (ties count one half). Copies of the training set give 1. A generator that
+      does not memorise gives ``closer_to_train_expected = n_train / (n_train + n_test)`` (0.5 when both
+      real sets have the same size: the nearest of the pooled real profiles is then equally likely to be
+      from either set). No subsampling is done, since a subsample of the training set would hide copies of
+      the profiles left out.
     * ``nndr_mean`` / ``nndr_median``: nearest-neighbour distance ratio, distance to the closest training
       profile over distance to the second closest (0 for a copy of a training profile; 0/0 counts as 0).
     * ``dcr_synth_median``: median distance of a synthetic profile to its closest training record (full
@@ -69,10 +59,6 @@ def privacy(
         AnnData (genes aligned by ``var_names``) or arrays (samples x genes).
     metric
         ``"euclidean"`` or ``"l1"``.
-    balance
-        Subsample the larger real set so both reference sets have the same size.
-    seed
-        Seed of that subsample.
     layer
         Layer of AnnData inputs (default ``X``).
     block_bytes
@@ -92,10 +78,7 @@ def privacy(
     """
     check_metric(metric)
     check_block_bytes(block_bytes)
-    seed = check_seed(seed)
-    if not isinstance(balance, (bool, np.bool_)):
-        raise TypeError(f"balance must be True or False, got {balance!r}.")
     s, tr, te = as_matrices(synth, real_train, real_test, names=["synth", "real_train", "real_test"], layer=layer)
     if tr.shape[0] < 2:
         raise ValueError(f"real_train needs at least 2 samples for the distance ratio, got {tr.shape[0]}.")
-    return privacy_arrays(s, tr, te, metric=metric, balance=bool(balance), seed=seed, block_bytes=block_bytes)
+    return privacy_arrays(s, tr, te, metric=metric, block_bytes=block_bytes)
