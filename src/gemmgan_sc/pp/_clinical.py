@@ -511,10 +511,12 @@ def _llm_generate(
                 f"(save_pretrained); {path!r} is not a folder. A transformers pipeline object works too."
             )
         import torch
-        from transformers import pipeline
+        from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
         dev = settings.resolve_device(device)
-        gen = pipeline("text-generation", model=path, device=dev, model_kwargs={"local_files_only": True})
+        lm = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        gen = pipeline("text-generation", model=lm, tokenizer=tok, device=dev)
         if gen.tokenizer.pad_token is None:
             gen.tokenizer.pad_token = gen.tokenizer.eos_token
         gen.tokenizer.padding_side = "left"
@@ -599,9 +601,13 @@ def _check_leaks(
                 for i in rows_f:
                     g = groups.setdefault(frags[i][fact], {})
                     g[str(vals[i])] = g.get(str(vals[i]), 0) + 1
-                if len(groups) < 2 or len(groups) > len(rows_f) / 2:
+                # only values shared by >= 5 rows count (a unique age 'predicts' anything), and they must
+                # cover most rows: the fact then acts as a categorical stand-in for the label
+                big = [g for g in groups.values() if sum(g.values()) >= 5]
+                covered = sum(sum(g.values()) for g in big)
+                if len(big) < 2 or covered < 0.8 * len(rows_f):
                     continue
-                purity = sum(max(g.values()) for g in groups.values()) / len(rows_f)
+                purity = sum(max(g.values()) for g in big) / covered
                 if purity >= 0.95:
                     determined.append((fact, purity))
         if n_rows or determined:
