@@ -5,3 +5,4 @@ in ``adata.uns``.
 """
 # Each line below imports one module's public functions.
 from ._text import clinical_to_text, embed_text
+from ._slides import detect_tissue, tile_slides, embed_tiles
