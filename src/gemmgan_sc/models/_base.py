@@ -178,6 +178,9 @@ class BaseGenerativeModel:
     def _make_plan(self, bank, val_idx, **train_kwargs):
         raise NotImplementedError
 
+    def _validate_train_kwargs(self, kwargs: dict[str, Any]) -> None:
+        """Subclasses check their training arguments here (before anything is built)."""
+
     def _make_split(self, n: int, train_size: float, seed: int | None) -> dict[str, np.ndarray]:
         if not 0.0 < train_size <= 1.0:
             raise ValueError(f"train_size must be in (0, 1], got {train_size!r}.")
@@ -220,6 +223,9 @@ class BaseGenerativeModel:
             raise NotImplementedError(
                 "checkpoint_dir/resume are not available yet; save the model after training with model.save()."
             )
+        if not 0.0 < float(train_size) <= 1.0:
+            raise ValueError(f"train_size must be in (0, 1], got {train_size!r}.")
+        self._validate_train_kwargs(plan_kwargs)
         seed = settings.seed if seed is None else seed
         if seed is not None:
             pl.seed_everything(seed, verbose=False)
@@ -230,8 +236,8 @@ class BaseGenerativeModel:
             self.split = self._make_split(n, train_size, seed)
             self.scaler.fit(self._expression(self.adata)[self.split["train"]])
             self.networks = self._build_networks(int(self.scaler.keep.sum()))
-        elif abs(len(self.split["train"]) / n - train_size) > 1.0 / n and not self.is_trained:
-            pass
+        elif abs(len(self.split["train"]) / n - train_size) > 1.0 / n:
+            logger.warning("Continuing training on the existing split; train_size=%s is ignored.", train_size)
         train_idx = torch.as_tensor(self.split["train"], dtype=torch.long)
         val_idx = torch.as_tensor(self.split["validation"], dtype=torch.long)
         bank = self._make_bank(self.adata, with_expression=True)

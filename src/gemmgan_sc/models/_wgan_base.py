@@ -21,7 +21,12 @@ class WGANGPModelMixin(BaseGenerativeModel):
     }
 
     def _make_plan(self, bank, val_idx, **kwargs):
-        from ..train._wgan import OPTIMIZERS, WGANGPPlan
+        from ..train._wgan import WGANGPPlan
+
+        return WGANGPPlan(self.networks, bank, val_idx, **kwargs)
+
+    def _validate_train_kwargs(self, kwargs: dict[str, Any]) -> None:
+        from ..train._wgan import OPTIMIZERS
 
         if str(kwargs["optimizer"]).lower() not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {kwargs['optimizer']!r}; choose one of {OPTIMIZERS}.")
@@ -31,7 +36,6 @@ class WGANGPModelMixin(BaseGenerativeModel):
         for key in ("lambda_gp", "lr"):
             if not float(kwargs[key]) > 0:
                 raise ValueError(f"{key} must be > 0, got {kwargs[key]!r}.")
-        return WGANGPPlan(self.networks, bank, val_idx, **kwargs)
 
     def train(self, max_epochs: int | None = None, batch_size: int = 64, **kwargs: Any):
         """Train the WGAN-GP.

@@ -1,0 +1,106 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from gemmgan_sc.nn import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, Critic, FiLM, Generator, gradient_penalty
+from gemmgan_sc.train import ConditionBank
+
+
+def _inputs(b=3, n=5, m=7, dp=12, dt=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    patches, text = torch.randn(b, n, dp, generator=g), torch.randn(b, m, dt, generator=g)
+    pm = torch.ones(b, n, dtype=torch.bool)
+    pm[0, 2:] = False
+    tm = torch.ones(b, m, dtype=torch.bool)
+    tm[1, 3:] = False
+    return patches, pm, text, tm
+
+
+@pytest.mark.parametrize("mode,variant", list(itertools.product(CONDITIONING_MODES, FUSION_VARIANTS)))
+def test_fusion_shapes_and_padding_is_ignored(mode, variant):
+    torch.manual_seed(0)
+    fusion = ConditionFusion(12, 10, d_model=8, n_heads=2, d_ff=16, conditioning=mode, variant=variant).eval()
+    patches, pm, text, tm = _inputs()
+    out = fusion(patches, pm, text, tm)
+    assert out.shape == (3, 8) and torch.isfinite(out).all()
+    # changing padded tiles / padded tokens must not change the condition
+    p2, t2 = patches.clone(), text.clone()
+    p2[~pm] = 1e3
+    t2[~tm] = -1e3
+    torch.testing.assert_close(fusion(p2, pm, t2, tm), out, rtol=1e-5, atol=1e-5)
+    # but a real tile or token does (for the modes that read that modality)
+    p3, t3 = patches.clone(), text.clone()
+    p3[0, 0] += 5
+    t3[0, 0] += 5
+    assert not torch.allclose(fusion(p3, pm, t3, tm), out)
+
+
+def test_full_on_one_modality_resolves_and_explicit_missing_raises():
+    assert ConditionFusion(None, 10, d_model=8, n_heads=2).conditioning == "text_cls"
+    assert ConditionFusion(12, None, d_model=8, n_heads=2).conditioning == "patch_transformer"
+    with pytest.raises(ValueError, match="needs"):
+        ConditionFusion(None, 10, d_model=8, n_heads=2, conditioning="film")
+    with pytest.raises(ValueError, match="Unknown conditioning"):
+        ConditionFusion(12, 10, conditioning="bogus")
+    with pytest.raises(ValueError, match="Unknown fusion_variant"):
+        ConditionFusion(12, 10, variant="bogus")
+
+
+def test_film_identity_at_init_and_bounded_variant():
+    film = FiLM(4, 6)
+    x = torch.randn(2, 3, 6)
+    torch.testing.assert_close(film(x, torch.randn(2, 4)), x)
+    bounded = FiLM(4, 6, bounded=True)
+    with torch.no_grad():
+        bounded.to_gamma_beta.bias.fill_(100.0)
+    y = bounded(torch.zeros(2, 3, 6), torch.zeros(2, 4))
+    assert torch.allclose(y, torch.full_like(y, 5.0))  # gamma*0 + clamp(beta, 5)
+
+
+def test_generator_and_critic_shapes():
+    g, c = Generator(8, 4, 30, (16, 16)), Critic(30, 4, (16, 16))
+    x = g(torch.randn(5, 8), torch.randn(5, 4))
+    assert x.shape == (5, 30) and c(x, torch.randn(5, 4)).shape == (5,)
+    assert Generator(8, 0, 30)(torch.randn(5, 8)).shape == (5, 30)
+
+
+def test_gradient_penalty_matches_finite_differences():
+    torch.manual_seed(0)
+    critic = Critic(6, 0, (8,)).double()
+    real, fake = torch.randn(4, 6, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+    alpha = torch.rand(4, 1, dtype=torch.float64)
+    gp = gradient_penalty(lambda v: critic(v), real, fake, alpha)
+    x_hat = alpha * real + (1 - alpha) * fake
+    eps, norms = 1e-6, []
+    for i in range(4):
+        grad = []
+        for j in range(6):
+            d = torch.zeros(6, dtype=torch.float64)
+            d[j] = eps
+            grad.append((critic(x_hat[i] + d) - critic(x_hat[i] - d)) / (2 * eps))
+        norms.append(torch.stack(grad).norm())
+    expected = ((torch.stack(norms) - 1) ** 2).mean()
+    torch.testing.assert_close(gp, expected, rtol=1e-5, atol=1e-7)
+    gp.backward()  # differentiable (create_graph)
+    assert critic.net[0].weight.grad is not None and critic.net[0].weight.grad.abs().sum() > 0
+
+
+def test_bank_draws_distinct_tiles_of_the_right_slide_and_masks_small_slides():
+    counts = np.array([3, 10, 6])
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    patches = np.repeat(np.arange(3), counts)[:, None] * 100 + np.concatenate([np.arange(c) for c in counts])[:, None]
+    bank = ConditionBank(patches=patches.astype(np.float16), offsets=offsets, counts=counts, n_patches=5)
+    feats, mask = bank.draw_patches(torch.tensor([0, 1, 2, 1]), torch.Generator().manual_seed(0))
+    assert feats.shape == (4, 5, 1) and mask.shape == (4, 5)
+    assert mask.sum(1).tolist() == [3, 5, 5, 5]
+    for row, slide in enumerate([0, 1, 2, 1]):
+        vals = feats[row, mask[row], 0].float().numpy()
+        assert ((vals // 100) == slide).all()
+        assert len(set(vals.tolist())) == len(vals)  # without replacement
+    assert set(feats[0, mask[0], 0].float().tolist()) == {0.0, 1.0, 2.0}
+    # every slide smaller than N: pads to N
+    small = ConditionBank(patches=np.ones((4, 2), np.float16), offsets=[0, 2], counts=[2, 2], n_patches=6)
+    feats, mask = small.draw_patches(torch.tensor([0, 1]))
+    assert feats.shape == (2, 6, 2) and mask.sum().item() == 4
