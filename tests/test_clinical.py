@@ -118,8 +118,7 @@ def test_gdc_case_gives_the_facts_and_leaves_missing_out():
         "Primary site: bronchus and lung.",
         "Disease type: adenomas and adenocarcinomas.",
         "AJCC pathologic stage IB (T2 N0 M0).",
-        "received pharmaceutical therapy, NOS (carboplatin)",
-        "no radiation therapy, NOS",
+        "Treatment: received pharmaceutical therapy, NOS (carboplatin); no radiation therapy, NOS.",
         "current reformed smoker for > 15 years, 30 pack-years",
         "Prior malignancy: no.",
         "alive (last follow-up 50.0 months after diagnosis)",
@@ -132,7 +131,7 @@ def test_gdc_case_gives_the_facts_and_leaves_missing_out():
     blca = gg.pp.clinical_to_text(_blca_case())
     assert blca.startswith("A 63-year-old woman diagnosed with transitional cell carcinoma of the bladder, NOS.")
     assert "AJCC pathologic stage III (T3a N0)." in blca  # MX = cannot be assessed -> left out
-    assert "Tumor grade: High Grade." in blca
+    assert "Tumor grade: high grade." in blca
     assert "Smoking: current smoker." in blca  # TCGA legacy code 2
     assert "dead (died 24.1 months after diagnosis)" in blca
     assert "Treatment" not in blca and "Prior malignancy" not in blca and "--" not in blca

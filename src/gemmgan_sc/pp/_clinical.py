@@ -302,7 +302,7 @@ def _facts(case: _Case) -> dict[str, str]:
         f["stage"] = s
     grade = case.get("tumor_grade", "grade", where=("top", "diag"))
     if grade is not None:
-        f["tumor_grade"] = _clean(grade)
+        f["tumor_grade"] = _lc_first(_clean(grade))
     prior = case.get("prior_malignancy", where=("top", "diag"))
     if prior is not None:
         f["prior_malignancy"] = _clean(prior).lower()
@@ -326,13 +326,9 @@ def _facts(case: _Case) -> dict[str, str]:
     top_treat = case.get("treatment_type", where=("top",))
     if top_treat is not None and not isinstance(top_treat, (list, dict)):
         given.append(_lc_first(_clean(top_treat)))
-    parts = []
-    if given:
-        parts.append("received " + "; ".join(given))
-    if not_given:
-        parts.append("no " + "; no ".join(not_given))
+    parts = [f"received {g}" for g in given] + [f"no {g}" for g in not_given]
     if parts:
-        f["treatments"] = ". ".join(parts)
+        f["treatments"] = "; ".join(parts)
     # smoking
     status = case.get("tobacco_smoking_status", where=("top", "exposures", "diag"))
     if status is not None:
