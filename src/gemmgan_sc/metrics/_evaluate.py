@@ -183,6 +183,7 @@ def evaluate_samples(
     normalize: bool = True,
     fidelity_split: str = "test",
     layer: str | None = None,
+    synth_layer: str | None = None,
     adata: Any = None,
     key_added: str = KEY_ADDED,
 ) -> pd.DataFrame:
@@ -210,7 +211,9 @@ def evaluate_samples(
         Which real and synthetic sets the fidelity and correlation metrics compare: ``"test"`` (held-out
         conditions, default), ``"train"`` or ``"all"``.
     layer
-        Layer of AnnData inputs (default ``X``).
+        Layer of the real AnnData inputs (default ``X``).
+    synth_layer
+        Layer of the synthetic AnnData inputs (default ``X``, where ``model.sample`` writes).
     adata
         AnnData to write the table into (``adata.uns[key_added]``, with ``params``); ``None`` writes nothing.
     key_added
@@ -244,7 +247,8 @@ def evaluate_samples(
     names = ["real_train", "real_test"] + [f"synth_train[{i}]" for i in range(len(s_trains))] + [
         f"synth_test[{i}]" for i in range(len(s_tests))
     ]
-    mats = as_matrices(real_train, real_test, *s_trains, *s_tests, names=names, layer=layer)
+    mats = as_matrices(real_train, real_test, *s_trains, *s_tests, names=names,
+                       layer=[layer, layer] + [synth_layer] * (2 * len(s_trains)))
     r_tr, r_te = mats[0], mats[1]
     n = len(s_trains)
     runs = list(zip(mats[2:2 + n], mats[2 + n:]))
@@ -270,6 +274,7 @@ def evaluate_samples(
         _store(adata, key_added, table, {
             "n_runs": n, "label_keys": keys, "classifiers": classifiers, "seed": seed, "k": int(k), "metric": metric,
             "normalize": bool(normalize), "fidelity_split": fidelity_split, "layer": layer,
+            "synth_layer": synth_layer,
         })
     return table
 

@@ -69,7 +69,7 @@ def _dense(mat: Any, dtype: np.dtype, name: str) -> np.ndarray:
 def as_matrices(
     *datas: Any,
     names: Sequence[str] | None = None,
-    layer: str | None = None,
+    layer: str | None | Sequence[str | None] = None,
     var_names: Sequence[str] | None = None,
     dtype: str = "float64",
 ) -> list[np.ndarray]:
@@ -77,11 +77,14 @@ def as_matrices(
 
     AnnData and DataFrames are aligned by gene name (to ``var_names`` when given, else to the first named
     input); arrays must already have the same columns in the same order.
-    ``layer`` applies to every AnnData input.
+    ``layer`` applies to every AnnData input, or give a list with one entry per input.
     """
     dt = _check_dtype(dtype)
     names = list(names) if names is not None else [f"input {i}" for i in range(len(datas))]
-    raw = [expression_of(d, layer=layer, name=n) for d, n in zip(datas, names)]
+    layers = list(layer) if isinstance(layer, (list, tuple)) else [layer] * len(datas)
+    if len(layers) != len(datas):
+        raise ValueError(f"give one layer per input ({len(datas)}), got {len(layers)}.")
+    raw = [expression_of(d, layer=ly, name=n) for d, ly, n in zip(datas, layers, names)]
     ref: pd.Index | None = pd.Index(np.asarray(var_names).astype(str)) if var_names is not None else None
     if ref is None:
         for _, vn in raw:

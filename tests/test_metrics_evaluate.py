@@ -1,0 +1,190 @@
+"""gg.metrics.evaluate / evaluate_samples (the paper's Table 1), storage in uns, and gg.pl.metrics."""
+
+from __future__ import annotations
+
+import anndata as ad
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import pytest
+
+import gemmgan_sc as gg
+from gemmgan_sc.data._registry import AnnDataRegistry
+
+N_GENES, N_GROUPS = 15, 3
+
+
+def make_adata(n=160, seed=0, layer="log"):
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, N_GROUPS, size=n)
+    centres = np.random.default_rng(100).normal(0, 2.5, size=(N_GROUPS, N_GENES))
+    x = (centres[group] + rng.normal(size=(n, N_GENES)) + 5).astype(np.float32)
+    x[:, -1] = 1.0  # a constant gene: the model filters it out
+    obs = pd.DataFrame({"group": pd.Categorical([f"t{g}" for g in group])}, index=[f"s{i}" for i in range(n)])
+    adata = ad.AnnData(np.zeros_like(x), obs=obs, var=pd.DataFrame(index=[f"gene{j}" for j in range(N_GENES)]))
+    adata.layers[layer] = x
+    return adata, centres
+
+
+class FakeModel:
+    """Implements the model API ``evaluate`` relies on; samples from the true generating process.
+
+    ``mode="true"``: group centre + fresh N(0, 1) noise (indistinguishable from real);
+    ``"copy"``: returns the conditioning rows themselves (memorisation); ``"shifted"``: true + 3 (detectable).
+    """
+
+    def __init__(self, adata, centres, mode="true", layer="log"):
+        self.adata, self.centres, self.mode = adata, centres, mode
+        self.registry = AnnDataRegistry(layer=layer, labels_keys=["group"])
+        self.var_names = pd.Index(adata.var_names[:-1])
+        perm = np.random.default_rng(1).permutation(adata.n_obs)
+        cut = int(0.75 * adata.n_obs)
+        self.split = {"train": np.sort(perm[:cut]), "validation": np.sort(perm[cut:])}
+        x = adata[:, self.var_names].layers[layer][self.split["train"]].astype(np.float64)
+        self.mean, self.std = x.mean(0), x.std(0)
+        self.calls = []
+
+    def normalize(self, x):
+        return (np.asarray(x, dtype=np.float64) - self.mean) / self.std
+
+    def sample(self, adata=None, indices=None, n_samples=1, seed=None):
+        adata = self.adata if adata is None else adata
+        idx = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
+        self.calls.append((len(idx), seed))
+        rng = np.random.default_rng(seed)
+        group = adata.obs["group"].cat.codes.to_numpy()[idx]
+        if self.mode == "copy":
+            x = adata[:, self.var_names].layers[self.registry.layer][idx]
+        else:
+            x = self.centres[group][:, :-1] + rng.normal(size=(len(idx), len(self.var_names))) + 5
+            x = x + (3.0 if self.mode == "shifted" else 0.0)
+        obs = adata.obs.iloc[idx].copy()
+        obs["synthetic"] = True
+        obs.index = [f"synth{i}" for i in range(len(idx))]
+        # genes in another order than the model's: evaluate must align by name
+        out = ad.AnnData(np.asarray(x, dtype=np.float32)[:, ::-1], obs=obs,
+                         var=pd.DataFrame(index=self.var_names[::-1]))
+        return out
+
+
+def value(table, metric, classifier="", label=""):
+    row = table[(table.metric == metric) & (table.classifier == classifier) & (table.label == label)]
+    assert len(row) == 1, (metric, classifier, label)
+    return float(row["mean"].iloc[0])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_adata()
+
+
+def test_evaluate_true_model_looks_real(data):
+    adata, centres = data
+    model = FakeModel(adata, centres)
+    table = gg.metrics.evaluate(model, adata, n_runs=2, classifiers=("logreg", "rf"), seed=3, k=5)
+    assert list(table.columns) == ["metric", "classifier", "label", "mean", "std"]
+    assert model.calls == [(120, 3), (40, 4), (120, 5), (40, 6)]  # train and held-out conditions, seeded
+    assert abs(value(table, "detectability_accuracy", "logreg") - 0.5) < 0.15
+    assert value(table, "utility_accuracy", "rf", "group") > 0.9
+    assert value(table, "utility_real_accuracy", "rf", "group") > 0.9
+    assert value(table, "precision") > 0.5 and value(table, "recall") > 0.5
+    assert value(table, "correlation_mse") < 0.1
+    assert abs(value(table, "privacy_closer_to_train") - 0.75) < 0.15
+    assert value(table, "privacy_closer_to_train_expected") == 0.75
+    assert (table["std"] >= 0).all() and table["std"].max() > 0  # two runs differ
+    stored = adata.uns["gemmgan_metrics"]
+    assert stored["params"]["n_runs"] == 2 and stored["params"]["label_keys"] == ["group"]
+    pd.testing.assert_frame_equal(gg.metrics.metrics_table(adata), table)
+
+
+def test_evaluate_detects_shift_and_memorisation(data):
+    adata, centres = data
+    shifted = gg.metrics.evaluate(FakeModel(adata, centres, "shifted"), adata.copy(), n_runs=1,
+                                  classifiers=["logreg"], k=5)
+    assert value(shifted, "detectability_accuracy", "logreg") > 0.95
+    assert value(shifted, "precision") < 0.2
+    copy = gg.metrics.evaluate(FakeModel(adata, centres, "copy"), adata.copy(), n_runs=1, classifiers=["logreg"], k=5,
+                               label_keys=[])
+    assert value(copy, "privacy_closer_to_train") == 1.0 and value(copy, "privacy_nndr_mean") == 0.0
+    assert not copy.metric.str.startswith("utility").any()
+
+
+def test_metrics_table_h5ad_round_trip_and_plot(data, tmp_path):
+    adata, centres = data
+    adata = adata.copy()
+    table = gg.metrics.evaluate(FakeModel(adata, centres), adata, n_runs=1, classifiers=["logreg"], k=5,
+                                key_added="my_eval")
+    path = tmp_path / "eval.h5ad"
+    adata.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    pd.testing.assert_frame_equal(gg.metrics.metrics_table(back, "my_eval"), table)
+    assert back.uns["my_eval"]["params"]["k"] == 5
+    import matplotlib.pyplot as plt
+
+    ax = gg.pl.metrics(table, show=False)
+    assert len(ax.patches) == len(table)
+    fig, ax2 = plt.subplots()
+    assert gg.pl.metrics(back, ax=ax2, key="my_eval", metrics=["precision", "detectability"], show=False) is ax2
+    assert len(ax2.patches) == 1 + 3
+    with pytest.raises(ValueError, match="none of metrics"):
+        gg.pl.metrics(table, metrics=["fid"])
+    with pytest.raises(KeyError, match="holds no metrics table"):
+        gg.pl.metrics(back, key="other")
+    plt.close("all")
+
+
+def test_evaluate_validates(data):
+    adata, centres = data
+    model = FakeModel(adata, centres)
+    with pytest.raises(TypeError, match="model has no 'split'"):
+        gg.metrics.evaluate(object(), adata)
+    other = adata[::-1].copy()
+    with pytest.raises(ValueError, match="other rows than the AnnData the model was trained on"):
+        gg.metrics.evaluate(model, other)
+    with pytest.raises(ValueError, match="n_runs must be a positive int"):
+        gg.metrics.evaluate(model, adata, n_runs=0)
+    with pytest.raises(ValueError, match="classifier must be one of"):
+        gg.metrics.evaluate(model, adata, classifiers=["svm"])
+    with pytest.raises(ValueError, match="k=50 needs more than k samples"):
+        gg.metrics.evaluate(model, adata, k=50)
+    with pytest.raises(KeyError, match="'stage' is not a column"):
+        gg.metrics.evaluate(model, adata, label_keys=["stage"], n_runs=1)
+
+
+def test_evaluate_samples_runs_and_storage(data):
+    adata, centres = data
+    model = FakeModel(adata, centres)
+    tr, te = model.split["train"], model.split["validation"]
+    real_train, real_test = adata[tr].copy(), adata[te].copy()
+    runs_tr = [model.sample(adata, tr, seed=s) for s in (0, 1)]
+    runs_te = [model.sample(adata, te, seed=s) for s in (2, 3)]
+    # the real sets carry one extra gene (the model filtered it): subset to the synthetic genes
+    real_train, real_test = real_train[:, model.var_names].copy(), real_test[:, model.var_names].copy()
+    target = ad.AnnData(np.zeros((2, 1)))
+    table = gg.metrics.evaluate_samples(real_train, real_test, runs_tr, runs_te, label_key="group",
+                                        classifiers=["logreg"], k=5, layer="log", adata=target, key_added="ext")
+    assert value(table, "utility_accuracy", "logreg", "group") > 0.9
+    assert "ext" in target.uns and target.uns["ext"]["params"]["n_runs"] == 2
+    with pytest.raises(ValueError, match="synth_train has 2 runs but synth_test has 1"):
+        gg.metrics.evaluate_samples(real_train, real_test, runs_tr, runs_te[:1], layer="log")
+    with pytest.raises(ValueError, match="lacks 1 of the genes"):
+        gg.metrics.evaluate_samples(adata[tr], adata[te], runs_tr[0], runs_te[0], layer="log")
+    with pytest.raises(KeyError, match="layer 'log' is not in synth_train"):
+        gg.metrics.evaluate_samples(real_train, real_test, runs_tr, runs_te, layer="log", synth_layer="log")
+
+
+@pytest.mark.slow
+def test_evaluate_real_gemmgan(tmp_path):
+    from cohorts import SMALL, make_cohort
+
+    adata, store = make_cohort(tmp_path, decided_by="image")
+    gg.GeMMGAN.setup_anndata(adata, patch_store=store, labels_keys=["group"])
+    model = gg.GeMMGAN(adata, **SMALL)
+    model.train(max_epochs=25, batch_size=32, lr=1e-3, seed=0)
+    table = gg.metrics.evaluate(model, n_runs=2, classifiers=["logreg", "rf"], k=5)
+    assert np.isfinite(table["mean"]).all()
+    # the image decides the group: synthetic profiles carry the label
+    assert value(table, "utility_accuracy", "rf", "group") > 0.8
+    assert "gemmgan_metrics" in adata.uns
