@@ -46,8 +46,8 @@ _TYPES = (
     _TumourType("LUAD", "Lung adenocarcinoma", "Bronchus and lung", 0.52, 66, 0.85, (2, 3), 1.8, 0.25, 0.35, 14, 4.0, 0.12, 0.6),
     _TumourType("LUSC", "Lung squamous cell carcinoma", "Bronchus and lung", 0.26, 68, 0.95, (1, 2), 1.4, 0.0, 0.3, 13, 4.7, 0.10, 0.9),
     _TumourType("BRCA", "Breast invasive carcinoma", "Breast", 0.99, 58, 0.35, (1, 1), 1.2, 0.05, 0.5, 15, 3.8, 0.15, 0.55),
-    _TumourType("KIRC", "Kidney renal clear cell carcinoma", "Kidney", 0.35, 61, 0.5, (1, 1), 1.5, 0.1, 0.2, 17, 3.4, 0.08, 0.12),
-    _TumourType("COAD", "Colon adenocarcinoma", "Colon", 0.47, 67, 0.5, (1, 2), 2.6, 0.35, 0.3, 12, 4.2, 0.10, 0.5),
+    _TumourType("KIRC", "Kidney renal clear cell carcinoma", "Kidney", 0.35, 61, 0.5, (1, 1), 1.5, 0.1, 0.2, 17, 3.4, 0.08, 0.35),
+    _TumourType("COAD", "Colon adenocarcinoma", "Colon", 0.47, 67, 0.5, (1, 2), 2.0, 0.3, 0.3, 12, 4.2, 0.10, 0.5),
 )
 _SITES = tuple(f"TSS-{k:02d}" for k in range(1, 7))  # tissue source sites: a staining batch effect
 _STAGES = ("Stage I", "Stage II", "Stage III", "Stage IV")
@@ -116,7 +116,7 @@ def _slide_params(case: dict, seed: int, i: int) -> SlideParams:
         width=64 * int(rng.integers(8, 16)),
         n_fragments=int(rng.integers(lo, hi + 1)),
         elongation=t.elongation,
-        tissue_scale=float(np.clip(0.27 + 0.05 * np.log(size / 2.5), 0.2, 0.34)),
+        tissue_scale=float(np.clip(0.33 + 0.05 * np.log(size / 2.5), 0.26, 0.4)),
         stroma_frac=float(np.clip(_sigmoid(_logit(t.stroma) + 0.8 * z["stroma"]), 0.05, 0.85)),
         lumen_frac=float(t.lumen * np.exp(-0.3 * z["proliferation"])) if t.lumen > 0 else 0.0,
         cell_px=float(t.cell_px * np.exp(-0.12 * z["proliferation"])),
