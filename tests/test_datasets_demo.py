@@ -115,6 +115,17 @@ def test_demo_slides_are_pyramidal_tiffs_with_tissue(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_demo_round_trips_h5ad(cohort, tmp_path):
+    import anndata as ad
+
+    cohort.write_h5ad(tmp_path / "demo.h5ad")
+    back = ad.read_h5ad(tmp_path / "demo.h5ad")
+    np.testing.assert_array_equal(back.X, cohort.X)
+    assert back.uns["gemmgan_demo"]["simulated"]
+    assert list(back.obs["text"]) == list(cohort.obs["text"])
+    assert list(back.obsm["demo_latent"].columns) == list(cohort.obsm["demo_latent"].columns)
+
+
 def test_demo_cache_env_var(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMMGAN_SC_CACHE", str(tmp_path / "envcache"))
     a = gg.datasets.demo(n_samples=1, n_genes=30, seed=1)

@@ -298,8 +298,9 @@ def test_tcga_unreachable_then_offline_from_data_dir(gdc, tmp_path):
         ({"project_ids": "TCGA-AAA", "n_cases": 0}, "n_cases"),
         ({"project_ids": "TCGA-AAA", "base_url": "ftp://x"}, "base_url"),
         ({"project_ids": "TCGA-AAA", "slide_types": "Diagnostic Slide"}, "slide_types"),
+        ({"project_ids": "TCGA-AAA", "data_dir": 5}, "data_dir"),
     ],
 )
 def test_tcga_validates_input(kwargs, match, tmp_path):
     with pytest.raises((ValueError, TypeError), match=match):
-        gg.datasets.tcga(data_dir=tmp_path, **kwargs)
+        gg.datasets.tcga(**{"data_dir": tmp_path, "base_url": "http://127.0.0.1:9", **kwargs})

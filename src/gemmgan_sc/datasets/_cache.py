@@ -12,7 +12,7 @@ from typing import Any
 CACHE_ENV = "GEMMGAN_SC_CACHE"
 
 
-def resolve_cache_dir(cache_dir: str | os.PathLike | None, sub: str) -> Path:
+def resolve_cache_dir(cache_dir: str | os.PathLike | None, sub: str, name: str = "cache_dir") -> Path:
     """Return (and create) the cache folder ``<root>/<sub>``.
 
     The root is ``cache_dir`` when given, else the environment variable ``GEMMGAN_SC_CACHE``,
@@ -20,7 +20,7 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None, sub: str) -> Path:
     """
     if cache_dir is not None:
         if not isinstance(cache_dir, (str, os.PathLike)) or str(cache_dir) == "":
-            raise TypeError(f"cache_dir must be a folder path (str or os.PathLike) or None, got {cache_dir!r}.")
+            raise TypeError(f"{name} must be a folder path (str or os.PathLike) or None, got {cache_dir!r}.")
         root = Path(cache_dir).expanduser()
     elif os.environ.get(CACHE_ENV):
         root = Path(os.environ[CACHE_ENV]).expanduser()
@@ -33,7 +33,7 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None, sub: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(
-            f"Cannot create the cache folder {folder} ({err}). Pass cache_dir=<a writable folder> "
+            f"Cannot create the folder {folder} ({err}). Pass {name}=<a writable folder> "
             f"or set the environment variable {CACHE_ENV}."
         ) from err
     return folder

@@ -217,7 +217,7 @@ def tcga(
     import anndata as ad
     from tqdm.auto import tqdm
 
-    root = resolve_cache_dir(data_dir, "tcga") if data_dir is None else resolve_cache_dir(data_dir, ".")
+    root = resolve_cache_dir(None, "tcga") if data_dir is None else resolve_cache_dir(data_dir, ".", name="data_dir")
     client = GDCClient(base_url, root, timeout=timeout)
     bar = settings.progress_bar
 
