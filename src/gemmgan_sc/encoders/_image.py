@@ -200,7 +200,8 @@ class HEDTexture:
         import torch
 
         x = batch.detach().to("cpu", torch.float32).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-        return torch.from_numpy(np.stack([self.features(t) for t in x]).astype(np.float32))
+        # contiguous float64 per tile: the sums then do not depend on the batch layout
+        return torch.from_numpy(np.stack([self.features(np.ascontiguousarray(t, dtype=np.float64)) for t in x]).astype(np.float32))
 
     def features(self, rgb: np.ndarray) -> np.ndarray:
         """Feature vector of one (H, W, 3) float RGB tile in [0, 1]."""

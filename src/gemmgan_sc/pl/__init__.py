@@ -3,3 +3,4 @@
 Every function takes ``ax=`` and ``show=`` and returns the axes.
 """
 # Each line below imports one module's public functions.
+from ._slides import tiles, tissue

@@ -406,13 +406,16 @@ class _TileDataset:
         rs = job["read_size"]
         tile = self._readers[path].read_region((int(x), int(y)), job["level"], (rs, rs))
         if rs != self.out_size:
-            tile = np.asarray(Image.fromarray(tile).resize((self.out_size, self.out_size), Image.Resampling.BILINEAR))
+            tile = np.array(Image.fromarray(tile).resize((self.out_size, self.out_size), Image.Resampling.BILINEAR))
         return tile
 
     def __getitem__(self, i: int):
         import torch
 
-        tile = torch.from_numpy(np.ascontiguousarray(self.read(i))).permute(2, 0, 1)
+        tile = self.read(i)
+        if not tile.flags.writeable or not tile.flags.c_contiguous:
+            tile = np.array(tile)
+        tile = torch.from_numpy(tile).permute(2, 0, 1)
         if self.encoder is not None:
             feats = self.encoder(self.encoder.preprocess(tile[None]))[0].float()
             return i, feats
@@ -521,7 +524,11 @@ def embed_tiles(
         raise ValueError(f"The store holds {attrs.get('dim')}-d features, encoder {enc.name!r} gives {enc.dim}-d.")
 
     jobs, skipped_empty, failed = [], [], {}
+    tiling_failed = set((uns["tile_slides"].get("failed") or {}).keys())
     for sid in ids:
+        if sid in tiling_failed and (sid not in ps or ps.n_tiles(sid) == 0):
+            skipped_empty.append(sid)
+            continue
         if sid not in ps:
             raise KeyError(f"Slide {sid!r} is not in the patch store {str(ps.path)!r}: run gg.pp.tile_slides for it.")
         if sid in embedded and not overwrite:

@@ -137,7 +137,7 @@ class SlideReader:
                 bw, bh = min(step, ow * factor - x), min(step, oh * factor - y)
                 block = self.read_region((int(round(x * ds)), int(round(y * ds))), level, (bw, bh))
                 if factor > 1:
-                    block = block.reshape(bh // factor, factor, bw // factor, factor, 3).mean(axis=(1, 3))
+                    block = block.reshape(bh // factor, factor, bw // factor, factor, 3).mean(axis=(1, 3), dtype=np.float32)
                 out[y // factor : (y + bh) // factor, x // factor : (x + bw) // factor] = np.round(block)
         return out
 

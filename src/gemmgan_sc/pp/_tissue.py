@@ -48,13 +48,29 @@ def _pick_level(reader: SlideReader, max_size: int) -> int:
 
 
 def channel_image(rgb: np.ndarray, channel: str) -> np.ndarray:
-    """0-255 float image where tissue is high: HSV saturation, or darkness (255 - grey)."""
-    rgb = rgb.astype(np.float32)
+    """uint8 image where tissue is high: HSV saturation, or darkness (255 - grey)."""
+    
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     if channel == "saturation":
-        mx, mn = rgb.max(-1), rgb.min(-1)
-        return np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0.0) * 255.0
-    gray = rgb @ np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
-    return 255.0 - gray
+        mx = np.maximum(np.maximum(r, g), b).astype(np.float32)
+        mn = np.minimum(np.minimum(r, g), b).astype(np.float32)
+        out = np.zeros_like(mx)
+        np.divide((mx - mn) * 255.0, mx, out=out, where=mx > 0)
+    else:
+        out = 255.0 - (r * np.float32(0.2125) + g * np.float32(0.7154) + b * np.float32(0.0721))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _binary(op: str, mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary closing/opening with a disk; the image is padded by edge values so borders are not eroded."""
+    from scipy import ndimage as ndi
+    from skimage.morphology import disk
+
+    padded = np.pad(mask, radius + 1, mode="edge")
+    fn = ndi.binary_closing if op == "close" else ndi.binary_opening
+    out = fn(padded, structure=disk(radius).astype(bool))
+    return out[radius + 1 : -radius - 1, radius + 1 : -radius - 1]
 
 
 def detect_tissue(
@@ -155,15 +171,15 @@ def detect_tissue(
 
         img = median_filter(img, size=int(blur) | 1)
     if method == "otsu":
-        thr = float(filters.threshold_otsu(img)) if np.ptp(img) > 0 else float(img.max())
+        thr = float(filters.threshold_otsu(img)) if int(img.max()) > int(img.min()) else float(img.max())
         thr = max(thr, float(min_threshold))
     else:
         thr = float(threshold)
     mask = img > thr
     if close_radius:
-        mask = morphology.closing(mask, morphology.disk(close_radius)).astype(bool)
+        mask = _binary("close", mask, int(close_radius))
     if open_radius:
-        mask = morphology.opening(mask, morphology.disk(open_radius)).astype(bool)
+        mask = _binary("open", mask, int(open_radius))
     if min_object_size and mask.any():
         mask = morphology.remove_small_objects(mask, max_size=int(min_object_size) - 1) if _new_skimage() else \
             morphology.remove_small_objects(mask, min_size=int(min_object_size))
