@@ -52,6 +52,7 @@ class Scorer:
         if metric == "euclidean":
             self.a_sq = np.einsum("ij,ij->i", a, a)
             self.b_sq = self.a_sq if b is a else np.einsum("ij,ij->i", b, b)
+            self.b_sq_max = float(self.b_sq.max())
 
     def block(self, rows: slice) -> np.ndarray:
         if self.metric == "l1":
@@ -72,7 +73,11 @@ class Scorer:
         out += self.b_sq[None, :]
         np.maximum(out, 0.0, out=out)
         tol = 2.0 * self.a.shape[1] * np.finfo(out.dtype).eps
-        suspect = np.nonzero(out <= tol * (a_sq + self.b_sq[None, :]))
+        # coarse per-row bound first (no temporary float block), then the exact per-pair bound
+        suspect = np.nonzero(out <= tol * (a_sq + self.b_sq_max))
+        if suspect[0].size:
+            keep = out[suspect] <= tol * (self.a_sq[rows][suspect[0]] + self.b_sq[suspect[1]])
+            suspect = (suspect[0][keep], suspect[1][keep])
         if suspect[0].size:
             a_rows = self.a[rows]
             step = max(1, DEFAULT_BLOCK_BYTES // (8 * self.a.shape[1]))

@@ -1,0 +1,215 @@
+"""Speed and memory of gg.metrics on expression-sized data.
+
+Measures, in one run on this machine:
+
+1. numpy's float64 matmul throughput (the BLAS peak we can hope for), best of 3;
+2. ``gg.metrics.fidelity`` (precision/recall of both definitions, density, coverage: one call) at
+   n x n x 18,868 genes for n = 2,000 and 5,000, beside a naive full-matrix version built on
+   ``sklearn.metrics.pairwise_distances`` (three full distance matrices, then the definitions), as a ratio,
+   and the matmul FLOP/s our call achieves as a share of the measured peak;
+3. seconds per metric (correlation MSE / gamma, privacy; detectability and utility with ``--classifiers``);
+4. peak memory of ``fidelity`` at 20,000 x 20,000 with fewer genes (default 2,000: memory of the distance
+   blocks does not depend on the number of genes; the inputs take 2 x 20,000 x genes x 8 bytes), measured with
+   ``tracemalloc`` (numpy reports its allocations there) in a fresh subprocess, and the process peak RSS.
+
+Random data (standard normal, float32 like AnnData) are fine for timing. Results are printed and written
+atomically to ``benchmarks/results/metrics_speed.json``.
+
+Usage: ``python benchmarks/metrics_speed.py [--quick] [--classifiers] [--big-genes 2000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+GENES = 18_868
+RESULTS = Path(__file__).resolve().parent / "results" / "metrics_speed.json"
+
+
+def machine() -> dict:
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "numpy": np.__version__,
+        "load_average_at_start": os.getloadavg(),
+    }
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # noqa: BLE001 - informative only
+        info["blas"] = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info["cpu_model"] = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        info["mem_total_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        pass
+    return info
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def matmul_peak(n: int, g: int) -> float:
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, g)), rng.standard_normal((n, g))
+    t = best_of(lambda: a @ b.T, 3)
+    return 2.0 * n * n * g / t
+
+
+def naive_fidelity(real: np.ndarray, synth: np.ndarray, k: int) -> dict:
+    """The definitions with three full distance matrices from scikit-learn."""
+    from sklearn.metrics import pairwise_distances
+
+    def radii(x):
+        d = pairwise_distances(x, metric="euclidean", n_jobs=1)
+        np.fill_diagonal(d, np.inf)
+        return np.partition(d, k - 1, axis=1)[:, k - 1]
+
+    rr, rs = radii(real), radii(synth)
+    d = pairwise_distances(synth, real, metric="euclidean", n_jobs=1)
+    return {
+        "precision_kynkaanniemi": float((d <= rr[None]).any(1).mean()),
+        "recall_kynkaanniemi": float((d.T <= rs[None]).any(1).mean()),
+        "precision_prdc": float((d < rr[None]).any(1).mean()),
+        "recall_prdc": float((d.T < rs[None]).any(1).mean()),
+        "density": float((d < rr[None]).sum() / (k * len(synth))),
+        "coverage": float((d.min(0) < rr).mean()),
+    }
+
+
+def speed(n: int, g: int, peak: float, classifiers: bool) -> dict:
+    import gemmgan_sc as gg
+    import gemmgan_sc.metrics  # noqa: F401 - imported before timing
+
+    gg.settings.progress_bar = False
+    warm = np.random.default_rng(0).standard_normal((50, 20))
+    gg.metrics.fidelity(warm, warm, k=3)  # first-call overheads out of the timings
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((n, g), dtype=np.float32)
+    synth = (rng.standard_normal((n, g), dtype=np.float32) * 1.1 + 0.05).astype(np.float32)
+    out: dict = {"n_real": n, "n_synth": n, "genes": g}
+    t = time.perf_counter()
+    ours = gg.metrics.fidelity(real, synth, k=10)
+    out["fidelity_s"] = time.perf_counter() - t
+    # the matmul work: a real x real (syrk when it fits in one block, counted as a full product here),
+    # synth x synth and synth x real products of 2 n^2 g flops each
+    flops = 3 * 2.0 * n * n * g
+    out["fidelity_matmul_gflops"] = flops / out["fidelity_s"] / 1e9
+    out["fidelity_share_of_peak"] = flops / out["fidelity_s"] / peak
+    t = time.perf_counter()
+    ref = naive_fidelity(real.astype(np.float64), synth.astype(np.float64), k=10)
+    out["naive_sklearn_s"] = time.perf_counter() - t
+    out["speedup_vs_naive"] = out["naive_sklearn_s"] / out["fidelity_s"]
+    out["naive_agrees"] = bool(all(abs(ours[key] - ref[key]) <= 1.0 / n for key in ref))
+    out["values"] = ours
+    half = n // 2
+    for name, fn in (
+        ("correlation_mse_s", lambda: gg.metrics.correlation_mse(real, synth)),
+        ("correlation_gamma_s", lambda: gg.metrics.correlation_gamma(real, synth)),
+        ("privacy_s", lambda: gg.metrics.privacy(synth, real[:half], real[half:])),
+    ):
+        t = time.perf_counter()
+        fn()
+        out[name] = time.perf_counter() - t
+    if classifiers:
+        y = np.where(rng.random(n) < 0.5, "a", "b")
+        for clf in ("logreg", "mlp", "rf"):
+            t = time.perf_counter()
+            gg.metrics.detectability(real[:half], synth[:half], real[half:], synth[half:], classifier=clf)
+            out[f"detectability_{clf}_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            gg.metrics.utility(synth[:half], real[half:], classifier=clf, synth_labels=y[:half], test_labels=y[half:])
+            out[f"utility_{clf}_s"] = time.perf_counter() - t
+    return out
+
+
+MEMORY_CHILD = r"""
+import json, resource, sys, time, tracemalloc
+import numpy as np
+import gemmgan_sc as gg
+import gemmgan_sc.metrics
+n, g = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(2)
+real = rng.standard_normal((n, g), dtype=np.float32)
+synth = rng.standard_normal((n, g), dtype=np.float32)
+tracemalloc.start()
+base = tracemalloc.get_traced_memory()[0]
+t = time.perf_counter()
+out = gg.metrics.fidelity(real, synth, k=10)
+sec = time.perf_counter() - t
+peak = tracemalloc.get_traced_memory()[1] - base
+tracemalloc.stop()
+print(json.dumps({"n": n, "genes": g, "seconds": sec, "tracemalloc_peak_gib": peak / 2**30,
+                  "inputs_float32_gib": 2 * n * g * 4 / 2**30,
+                  "maxrss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "values": out}))
+"""
+
+
+def memory(n: int, g: int) -> dict:
+    res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(n), str(g)], capture_output=True, text=True,
+                         check=True)
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out["naive_full_matrices_gib"] = 3 * n * n * 8 / 2**30  # what three float64 n x n matrices would take
+    return out
+
+
+def write_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not the figures)")
+    parser.add_argument("--classifiers", action="store_true", help="also time detectability and utility at the first size")
+    parser.add_argument("--big-n", type=int, default=20_000)
+    parser.add_argument("--big-genes", type=int, default=2_000)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = [(300, 2000)] if args.quick else [(2000, GENES), (5000, GENES)]
+    big = (2000, 500) if args.quick else (args.big_n, args.big_genes)
+    result = {"machine": machine(), "quick": args.quick}
+    peak = matmul_peak(sizes[0][0], sizes[0][1])
+    result["numpy_matmul_peak_gflops"] = peak / 1e9
+    print(f"numpy float64 matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    result["speed"] = []
+    for i, (n, g) in enumerate(sizes):
+        row = speed(n, g, peak, classifiers=args.classifiers and i == 0)
+        result["speed"].append(row)
+        shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "values"}
+        print(json.dumps(shown))
+    result["memory"] = memory(*big)
+    print(json.dumps({k: v for k, v in result["memory"].items() if k != "values"}))
+    result["maxrss_parent_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    write_atomic(args.out, result)
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()
