@@ -238,6 +238,7 @@ class BaseGenerativeModel:
             self.networks = self._build_networks(int(self.scaler.keep.sum()))
         elif abs(len(self.split["train"]) / n - train_size) > 1.0 / n:
             logger.warning("Continuing training on the existing split; train_size=%s is ignored.", train_size)
+        self.networks.train()
         train_idx = torch.as_tensor(self.split["train"], dtype=torch.long)
         val_idx = torch.as_tensor(self.split["validation"], dtype=torch.long)
         bank = self._make_bank(self.adata, with_expression=True)

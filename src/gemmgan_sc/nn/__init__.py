@@ -3,6 +3,7 @@
 from ._film import FiLM
 from ._fusion import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, resolve_conditioning
 from ._labels import LabelEmbedding
+from ._vae import VAE, vae_loss
 from ._mlp import Critic, Generator, gradient_penalty, mlp
 
 __all__ = [
@@ -16,4 +17,6 @@ __all__ = [
     "gradient_penalty",
     "mlp",
     "LabelEmbedding",
+    "VAE",
+    "vae_loss",
 ]
