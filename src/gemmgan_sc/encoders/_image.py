@@ -379,7 +379,13 @@ def load_state_dict(path: str | os.PathLike) -> dict:
 def _load_weights(model, path, what: str) -> None:
     state = load_state_dict(path)
     state = {k: v for k, v in state.items() if not k.startswith("head.") or k in model.state_dict()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise ValueError(
+            f"Checkpoint {str(path)!r} does not fit {what}: {str(err).splitlines()[1:3]}. Is it the right "
+            "architecture (arch=...)?"
+        ) from err
     if missing or unexpected:
         raise ValueError(
             f"Checkpoint {str(path)!r} does not fit {what}: missing {list(missing)[:5]}, unexpected "
