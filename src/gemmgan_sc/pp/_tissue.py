@@ -41,9 +41,9 @@ class TissueMask(NamedTuple):
 
 
 def _pick_level(reader: SlideReader, max_size: int) -> int:
-    """Coarsest level whose longest side is still >= ``max_size`` (or the coarsest level when all are smaller)."""
+    """Coarsest level whose longest side is still >= ``max_size / 2`` (or the coarsest level when all are smaller)."""
     sides = [max(w, h) for w, h in reader.level_dimensions]
-    ok = [i for i, s in enumerate(sides) if s >= max_size]
+    ok = [i for i, s in enumerate(sides) if s >= max_size / 2]
     return max(ok, key=lambda i: reader.level_downsamples[i]) if ok else int(np.argmax(reader.level_downsamples))
 
 
@@ -79,7 +79,7 @@ def detect_tissue(
     method: Literal["otsu", "fixed"] = "otsu",
     channel: Literal["saturation", "gray"] = "saturation",
     *,
-    max_size: int = 2048,
+    max_size: int = 1024,
     threshold: float | None = None,
     min_threshold: float = 8.0,
     blur: int = 3,
@@ -101,7 +101,7 @@ def detect_tissue(
     slide
         Path of a slide (any format :func:`gemmgan_sc.pp.tile_slides` reads) or an open reader.
     level
-        Pyramid level to read, or ``"auto"`` (the coarsest level with longest side >= ``max_size``).
+        Pyramid level to read, or ``"auto"`` (the coarsest level with longest side >= ``max_size / 2``).
     method
         ``"otsu"`` (automatic threshold) or ``"fixed"`` (use ``threshold``).
     channel

@@ -1,0 +1,198 @@
+"""Tiles per second of gg.pp.tile_slides / gg.pp.embed_tiles against the naive way, in the same run.
+
+Naive = one process, OpenSlide ``read_region`` per tile, one tile per encoder call (and for tiling: the
+tissue mask computed from the whole level 0). Run:
+
+    python benchmarks/tile_embedding.py [--slide PATH] [--big 10000] [--workers 2] [--device cpu]
+
+Prints a table and writes benchmarks/results/tile_embedding.json (with machine details).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+import gemmgan_sc as gg
+from gemmgan_sc.data import PatchStore
+from gemmgan_sc.encoders import get_image_encoder
+from gemmgan_sc.pp._tiles import open_slide, tile_grid, tissue_fraction
+from gemmgan_sc.pp._tissue import channel_image
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_SLIDE = HERE.parents[1] / "shared" / "data" / "slides" / "CMU-1-Small-Region.svs"
+
+
+def machine() -> dict:
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": os.getloadavg(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        info["cpu_model"] = names[0] if names else None
+    except OSError:
+        pass
+    return info
+
+
+def naive_tiling(path: str, tile_size: int = 256, min_tissue: float = 0.2) -> int:
+    """Mask from the whole level 0 (Otsu on saturation), then the same grid and fractions."""
+    from skimage.filters import threshold_otsu
+
+    r = open_slide(path)
+    w, h = r.dimensions
+    rgb = r.read_region((0, 0), 0, (w, h))
+    sat = channel_image(rgb, "saturation")
+    mask = sat > max(threshold_otsu(sat), 8)
+    coords = tile_grid(w, h, tile_size)
+    frac = tissue_fraction(mask, (1.0, 1.0), coords, tile_size)
+    return int((frac >= min_tissue).sum())
+
+
+def naive_embed(path: str, coords: np.ndarray, enc, tile_size: int = 256) -> float:
+    import openslide
+    import torch
+
+    s = openslide.OpenSlide(path)
+    t = time.perf_counter()
+    for x, y in coords:
+        tile = np.asarray(s.read_region((int(x), int(y)), 0, (tile_size, tile_size)).convert("RGB"))
+        batch = torch.from_numpy(tile.copy()).permute(2, 0, 1)[None]
+        enc(enc.preprocess(batch.to(enc.device)))
+    return time.perf_counter() - t
+
+
+def write_big_tiff(path: str, size: int, seed: int = 0) -> None:
+    """Pyramidal tiled TIFF (zlib), tissue blobs on white, written strip by strip (low memory)."""
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    blobs = [(rng.uniform(0.1, 0.9) * size, rng.uniform(0.1, 0.9) * size, rng.uniform(0.05, 0.15) * size) for _ in range(6)]
+
+    def level(ds: int):
+        n = size // ds
+        for y0 in range(0, n, 256):
+            rows = min(256, n - y0)
+            yy, xx = np.mgrid[y0 : y0 + rows, 0:n] * ds
+            m = np.zeros((rows, n), bool)
+            for cx, cy, r in blobs:
+                m |= (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+            block = np.empty((rows, n, 3), np.uint8)
+            block[:] = (240, 238, 242)
+            block[m] = (170, 80, 150)
+            noise = rng.integers(0, 12, size=(rows, n, 1), dtype=np.uint8)
+            block -= noise
+            yield block
+
+    def tiles(ds: int):
+        n = size // ds
+        for strip in level(ds):
+            for x0 in range(0, n, 256):
+                t = np.full((256, 256, 3), 255, np.uint8)
+                part = strip[:, x0 : x0 + 256]
+                t[: part.shape[0], : part.shape[1]] = part
+                yield t
+
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        n = size
+        tw.write(tiles(1), shape=(n, n, 3), dtype=np.uint8, tile=(256, 256), subifds=3, photometric="rgb",
+                 compression="zlib", resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER")
+        for ds in (4, 16, 64):
+            tw.write(tiles(ds), shape=(n // ds, n // ds, 3), dtype=np.uint8, tile=(256, 256), subfiletype=1,
+                     photometric="rgb", compression="zlib")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--slide", default=str(DEFAULT_SLIDE))
+    ap.add_argument("--big", type=int, default=10000, help="edge of the generated pyramidal TIFF (0 = skip)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--vit", default="timm:vit_small_patch16_224")
+    ap.add_argument("--out", default=str(HERE / "results" / "tile_embedding.json"))
+    args = ap.parse_args()
+    gg.settings.progress_bar = False
+    tmp = Path(tempfile.mkdtemp())
+    results = {"machine": machine(), "slide": args.slide, "tiling": {}, "embedding": {}}
+
+    # ---------------------------------------------------------------- tiling
+    def tile(path, store):
+        adata = ad.AnnData(np.zeros((1, 1), np.float32), obs=pd.DataFrame({"slide_path": [path]}, index=["r0"]))
+        t = time.perf_counter()
+        gg.pp.tile_slides(adata, store=store, overwrite=True)
+        return adata, time.perf_counter() - t
+
+    adata, t_tile = tile(args.slide, tmp / "p.zarr")
+    n_tiles = int(adata.obs["n_tiles"].iloc[0])
+    t = time.perf_counter()
+    n_naive = naive_tiling(args.slide)
+    t_naive = time.perf_counter() - t
+    results["tiling"]["cmu"] = {"n_tiles": n_tiles, "tile_slides_s": t_tile, "naive_level0_mask_s": t_naive,
+                                "n_tiles_naive": n_naive, "speedup": t_naive / t_tile}
+    if args.big:
+        big = str(tmp / "big.tif")
+        t = time.perf_counter()
+        write_big_tiff(big, args.big)
+        t_write = time.perf_counter() - t
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        _, t_big = tile(big, tmp / "big.zarr")
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        nb = PatchStore(tmp / "big.zarr").n_tiles("big")
+        entry = {"edge_px": args.big, "write_s": t_write, "n_tiles": nb, "tile_slides_s": t_big,
+                 "tiles_per_s": nb / t_big, "peak_rss_mb_after": rss1 / 1024, "peak_rss_mb_before": rss0 / 1024}
+        t = time.perf_counter()
+        n_naive = naive_tiling(big)
+        entry["naive_level0_mask_s"] = time.perf_counter() - t
+        entry["naive_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        entry["speedup"] = entry["naive_level0_mask_s"] / t_big
+        results["tiling"]["generated_tiff"] = entry
+
+    # ------------------------------------------------------------- embedding
+    coords = PatchStore(tmp / "p.zarr").coords(adata.obs["slide_id"].iloc[0])
+    for name, batch in (("hed-texture", 32), (args.vit, 32)):
+        enc = get_image_encoder(name, device=args.device)
+        row = {"n_tiles": int(len(coords)), "batch_size": batch, "device": args.device}
+        t_naive = naive_embed(args.slide, coords, enc)
+        row["naive_s"] = t_naive
+        row["naive_tiles_per_s"] = len(coords) / t_naive
+        for w in sorted({0, args.workers}):
+            t = time.perf_counter()
+            gg.pp.embed_tiles(adata, encoder=enc, batch_size=batch, num_workers=w, overwrite=True, device=args.device)
+            dt = time.perf_counter() - t
+            row[f"embed_tiles_workers{w}_s"] = dt
+            row[f"embed_tiles_workers{w}_tiles_per_s"] = len(coords) / dt
+            row[f"speedup_workers{w}"] = t_naive / dt
+        results["embedding"][name] = row
+
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(results, indent=2))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(results, indent=2))
+    os.replace(tmp_out, out)
+
+
+if __name__ == "__main__":
+    main()
