@@ -283,7 +283,10 @@ def get_text_encoder(
             f"got {encoder!r}."
         )
     kind, source = _resolve(encoder.strip())
-    dev = settings.resolve_device(device)
+    try:
+        dev = settings.resolve_device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a torch device; use None, 'auto', 'cpu', 'cuda' or 'cuda:N'.") from err
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
