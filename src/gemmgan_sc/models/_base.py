@@ -19,6 +19,7 @@ import pandas as pd
 from .._settings import logger, settings
 from ..data._registry import SETUP_KEY, AnnDataRegistry, get_expression
 from ..data._scaler import ExpressionScaler
+from ..train._checkpoint import read_checkpoint, set_rng_states, write_checkpoint
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -198,13 +199,17 @@ class BaseGenerativeModel:
         precision: str | int | None = None,
         seed: int | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int = 10,
         resume: bool = False,
         **kwargs: Any,
     ) -> "BaseGenerativeModel":
         """Train on the rows of the set-up AnnData (subclasses document their own loss arguments).
 
         A second call continues training the same networks with the same split and normalisation.
-        Returns the model, so ``model.train(...).sample()`` chains.
+        With ``checkpoint_dir``, a checkpoint (weights, optimiser and scheduler states, RNG states, history; safetensors
+        + JSON) is written every ``checkpoint_every`` epochs and at the end; ``resume=True`` continues an interrupted
+        run from it, so that the history has ``max_epochs`` epochs in all. Returns the model, so
+        ``model.train(...).sample()`` chains.
         """
         import lightning.pytorch as pl
         import torch
@@ -219,19 +224,29 @@ class BaseGenerativeModel:
             raise ValueError(f"max_epochs must be a positive int, got {max_epochs!r}.")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-        if checkpoint_dir is not None or resume:
-            raise NotImplementedError(
-                "checkpoint_dir/resume are not available yet; save the model after training with model.save()."
-            )
-        if not 0.0 < float(train_size) <= 1.0:
-            raise ValueError(f"train_size must be in (0, 1], got {train_size!r}.")
-        self._validate_train_kwargs(plan_kwargs)
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir=... (the folder given to the interrupted run).")
+        if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
         seed = settings.seed if seed is None else seed
         if seed is not None:
             pl.seed_everything(seed, verbose=False)
         self.registry.validate(self.adata, check_categories=False)
 
         n = self.adata.n_obs
+        resume_state = None
+        if resume:
+            found = read_checkpoint(checkpoint_dir)
+            if found is None:
+                logger.warning("No checkpoint in %s: training from the start.", checkpoint_dir)
+            else:
+                resume_state = self._restore_checkpoint(*found)
+                max_epochs = int(max_epochs) - len(self._history)
+                if max_epochs <= 0:
+                    logger.warning("The checkpoint already has %d epochs: nothing to train.", len(self._history))
+                    self.networks.cpu().eval()
+                    self.is_trained = True
+                    return self
         if self.split is None:
             self.split = self._make_split(n, train_size, seed)
             self.scaler.fit(self._expression(self.adata)[self.split["train"]])
@@ -244,6 +259,16 @@ class BaseGenerativeModel:
         bank = self._make_bank(self.adata, with_expression=True)
         plan = self._make_plan(bank, val_idx, **plan_kwargs)
         plan.history = self._history
+        plan.resume_state = resume_state
+        if checkpoint_dir is not None:
+            total = len(self._history) + int(max_epochs)
+
+            def save_checkpoint(p, every=int(checkpoint_every)):
+                done = len(self._history)
+                if done % every == 0 or done == total:
+                    self._write_checkpoint(checkpoint_dir, p, plan_kwargs, batch_size)
+
+            plan.epoch_end_hook = save_checkpoint
         epoch0 = len(self._history)
 
         loader = torch.utils.data.DataLoader(
@@ -267,6 +292,8 @@ class BaseGenerativeModel:
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*number of training batches.*")
             warnings.filterwarnings("ignore", message=".*You defined a `validation_step`.*")
+            if resume_state is not None:
+                set_rng_states(resume_state["rng"])  # after seeding, before the first shuffle
             trainer.fit(plan, train_dataloaders=loader)
         for i, row in enumerate(self._history[epoch0:]):
             row["epoch"] = epoch0 + i
@@ -282,6 +309,36 @@ class BaseGenerativeModel:
 
     def _default_max_epochs(self) -> int:
         return 500
+
+    def _write_checkpoint(self, folder, plan, plan_kwargs: dict, batch_size: int) -> None:
+        state = {
+            "networks": plan.networks.state_dict(),
+            "scaler": {k: torch_tensor(v) for k, v in self.scaler.state().items()},
+            "train": plan.training_state(),
+        }
+        meta = self._meta()
+        meta["checkpoint"] = {"epochs_done": len(self._history), "plan_kwargs": plan_kwargs, "batch_size": int(batch_size)}
+        write_checkpoint(folder, state, _json_safe(meta))
+
+    def _restore_checkpoint(self, state: dict, meta: dict) -> dict:
+        """Load networks, normalisation, split and history from a checkpoint; return the optimiser/RNG states."""
+        if meta.get("model") != type(self).__name__:
+            raise ValueError(f"The checkpoint holds a {meta.get('model')}, not a {type(self).__name__}.")
+        if list(meta["var_names"]) != [str(v) for v in self._setup_var_names]:
+            raise ValueError("The checkpoint was written for other var_names than this AnnData's.")
+        saved = {k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["hparams"].items()}
+        current = {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.hparams.items()}
+        if saved != current:
+            raise ValueError(
+                f"The checkpoint was written with other hyperparameters ({saved}) than this model's ({current})."
+            )
+        self.scaler = ExpressionScaler.from_state({k: v.numpy() for k, v in state["scaler"].items()},
+                                                  self.hparams.get("filter_genes", 0.9))
+        self.networks = self._build_networks(int(self.scaler.keep.sum()))
+        self.networks.load_state_dict(state["networks"])
+        self.split = {k: np.asarray(v, dtype=np.int64) for k, v in meta["split"].items()}
+        self._history[:] = list(meta["history"])
+        return state["train"]
 
     # ----------------------------------------------------------------- sample
     def _check_trained(self) -> None:
@@ -535,6 +592,12 @@ class BaseGenerativeModel:
         if device is not None:
             settings.resolve_device(device)
         return model
+
+
+def torch_tensor(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def _json_safe(value: Any) -> Any:

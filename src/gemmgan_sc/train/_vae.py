@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 
-import lightning.pytorch as pl
 import torch
 
 from ..nn._vae import vae_loss
-from ._wgan import make_optimizer
+from ._wgan import ResumablePlan, make_optimizer
 
 
-class VAEPlan(pl.LightningModule):
+class VAEPlan(ResumablePlan):
     """Minimise reconstruction error + beta KL; the per-epoch history matches the WGAN plan's layout."""
 
     def __init__(self, networks, bank, val_idx=None, beta: float = 1.0, optimizer: str = "adam", lr: float = 1e-3,
@@ -66,3 +65,4 @@ class VAEPlan(pl.LightningModule):
         row["lr"] = float(self.optimizers().param_groups[0]["lr"])
         self._sums = {}
         self.history.append(row)
+        self._end_of_epoch()  # Lightning steps the scheduler itself (automatic optimisation)

@@ -47,7 +47,48 @@ class WGANGPNetworks(nn.Module):
         return self.generator(z, self.gen_cond(cond))
 
 
-class WGANGPPlan(pl.LightningModule):
+class ResumablePlan(pl.LightningModule):
+    """Hooks shared by the plans: ``resume_state`` is applied when training starts, ``epoch_end_hook`` runs last
+    in every epoch end (checkpoints)."""
+
+    resume_state: dict | None = None
+    epoch_end_hook = None
+
+    def _raw_optimizers(self) -> list:
+        opts = self.optimizers()
+        opts = opts if isinstance(opts, list) else [opts]
+        return [getattr(o, "optimizer", o) for o in opts]
+
+    def _schedulers(self) -> list:
+        scheds = self.lr_schedulers()
+        if scheds is None:
+            return []
+        return scheds if isinstance(scheds, list) else [scheds]
+
+    def training_state(self) -> dict:
+        from ._checkpoint import rng_states
+
+        return {
+            "optimizers": [o.state_dict() for o in self._raw_optimizers()],
+            "schedulers": [s.state_dict() for s in self._schedulers()],
+            "rng": rng_states(),
+        }
+
+    def on_train_start(self) -> None:
+        if not self.resume_state:
+            return
+        state = self.resume_state
+        for opt, saved in zip(self._raw_optimizers(), state["optimizers"], strict=True):
+            opt.load_state_dict(saved)
+        for sched, saved in zip(self._schedulers(), state["schedulers"], strict=True):
+            sched.load_state_dict(saved)
+
+    def _end_of_epoch(self) -> None:
+        if self.epoch_end_hook is not None:
+            self.epoch_end_hook(self)
+
+
+class WGANGPPlan(ResumablePlan):
     """One training step = ``n_critic`` critic updates on a batch, then one generator update (as the authors' code).
 
     Within a step the generator's condition is computed once (its weights are frozen during the critic updates),
@@ -194,3 +235,4 @@ class WGANGPPlan(pl.LightningModule):
         if schedulers:
             for s in schedulers if isinstance(schedulers, list) else [schedulers]:
                 s.step()
+        self._end_of_epoch()
