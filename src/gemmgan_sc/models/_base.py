@@ -228,6 +228,9 @@ class BaseGenerativeModel:
             raise ValueError("resume=True needs checkpoint_dir=... (the folder given to the interrupted run).")
         if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
+        if not 0.0 < float(train_size) <= 1.0:
+            raise ValueError(f"train_size must be in (0, 1], got {train_size!r}.")
+        self._validate_train_kwargs(plan_kwargs)
         seed = settings.seed if seed is None else seed
         if seed is not None:
             pl.seed_everything(seed, verbose=False)
