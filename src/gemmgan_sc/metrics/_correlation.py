@@ -97,6 +97,33 @@ def _sums(zr: np.ndarray, zs: np.ndarray, method: str) -> dict[str, float]:
     return out
 
 
+def _mse(s: dict[str, float], g: int) -> float:
+    total = s["rr"] - 2.0 * s["rs"] + s["ss"]
+    return float(max(total, 0.0) / g**2)
+
+
+def _gamma(s: dict[str, float], constant: np.ndarray) -> float:
+    n_diag = float((~constant).sum())  # the diagonal of C: 1, or 0 for zeroed constant genes
+    g = constant.size
+    m = g * (g - 1) / 2.0
+    # strict upper triangle = (all - diagonal) / 2, by symmetry
+    up = {key: (s[key] - n_diag) / 2.0 for key in ("r", "s", "rr", "ss", "rs")}
+    cov = up["rs"] / m - (up["r"] / m) * (up["s"] / m)
+    var_r = up["rr"] / m - (up["r"] / m) ** 2
+    var_s = up["ss"] / m - (up["s"] / m) ** 2
+    if var_r <= 0 or var_s <= 0:
+        return float("nan")
+    return float(np.clip(cov / np.sqrt(var_r * var_s), -1.0, 1.0))
+
+
+def correlation_metrics(real: Any, synth: Any, *, layer: str | None = None, constant_genes: str = "drop",
+                        method: str = "auto") -> dict[str, float]:
+    """``{"correlation_mse", "correlation_gamma"}`` from one computation of the shared sums."""
+    zr, zs, constant, method = _prepare(real, synth, layer, constant_genes, method)
+    sums = _sums(zr, zs, method)
+    return {"correlation_mse": _mse(sums, zr.shape[1]), "correlation_gamma": _gamma(sums, constant)}
+
+
 def correlation_mse(
     real: Any,
     synth: Any,
@@ -135,9 +162,7 @@ def correlation_mse(
     True
     """
     zr, zs, _, method = _prepare(real, synth, layer, constant_genes, method)
-    s = _sums(zr, zs, method)
-    total = s["rr"] - 2.0 * s["rs"] + s["ss"]
-    return float(max(total, 0.0) / zr.shape[1] ** 2)
+    return _mse(_sums(zr, zs, method), zr.shape[1])
 
 
 def correlation_gamma(
@@ -171,19 +196,4 @@ def correlation_gamma(
     1.0
     """
     zr, zs, constant, method = _prepare(real, synth, layer, constant_genes, method)
-    s = _sums(zr, zs, method)
-    diag = (~constant).astype(float)  # the diagonal of C: 1, or 0 for zeroed constant genes
-    g = zr.shape[1]
-    m = g * (g - 1) / 2.0
-    # strict upper triangle = (all - diagonal) / 2, by symmetry
-    sum_r = (s["r"] - diag.sum()) / 2.0
-    sum_s = (s["s"] - diag.sum()) / 2.0
-    sum_rr = (s["rr"] - diag.sum()) / 2.0
-    sum_ss = (s["ss"] - diag.sum()) / 2.0
-    sum_rs = (s["rs"] - diag.sum()) / 2.0
-    cov = sum_rs / m - (sum_r / m) * (sum_s / m)
-    var_r = sum_rr / m - (sum_r / m) ** 2
-    var_s = sum_ss / m - (sum_s / m) ** 2
-    if var_r <= 0 or var_s <= 0:
-        return float("nan")
-    return float(np.clip(cov / np.sqrt(var_r * var_s), -1.0, 1.0))
+    return _gamma(_sums(zr, zs, method), constant)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .._settings import logger, settings
 from ._classifiers import CLASSIFIERS, check_classifier, check_seed
-from ._correlation import correlation_gamma, correlation_mse
+from ._correlation import correlation_metrics
 from ._detectability import detectability_arrays
 from ._distances import check_metric
 from ._fidelity import _check_k, fidelity_arrays
@@ -79,8 +79,7 @@ def _one_run(
         rows.append((name, "", "", fid[f"{name}_kynkaanniemi"]))
     for name in ("density", "coverage"):
         rows.append((name, "", "", fid[name]))
-    rows.append(("correlation_mse", "", "", correlation_mse(fr, fs)))
-    rows.append(("correlation_gamma", "", "", correlation_gamma(fr, fs)))
+    rows.extend((name, "", "", v) for name, v in correlation_metrics(fr, fs).items())
     for clf in classifiers:
         det = detectability_arrays(real_train, synth_train, real_test, synth_test, clf, seed)
         rows.extend((f"detectability_{m}", clf, "", v) for m, v in det.items())
