@@ -263,6 +263,7 @@ class BaseGenerativeModel:
         plan = self._make_plan(bank, val_idx, **plan_kwargs)
         plan.history = self._history
         plan.resume_state = resume_state
+        plan.seed = seed
         if checkpoint_dir is not None:
             total = len(self._history) + int(max_epochs)
 
@@ -288,6 +289,7 @@ class BaseGenerativeModel:
         if precision is not None:
             trainer_args["precision"] = precision
         trainer_args.update(trainer_kwargs)
+        trainer_args["strategy"] = _ddp_strategy(trainer_args.get("strategy", "auto"), devices)
         if trainer_args.get("deterministic") is None:
             trainer_args.pop("deterministic")
         trainer = pl.Trainer(**trainer_args)
@@ -298,6 +300,7 @@ class BaseGenerativeModel:
             if resume_state is not None:
                 set_rng_states(resume_state["rng"])  # after seeding, before the first shuffle
             trainer.fit(plan, train_dataloaders=loader)
+        self.global_rank = int(trainer.global_rank)
         for i, row in enumerate(self._history[epoch0:]):
             row["epoch"] = epoch0 + i
         self.networks = plan.networks.cpu()
@@ -595,6 +598,20 @@ class BaseGenerativeModel:
         if device is not None:
             settings.resolve_device(device)
         return model
+
+
+_DDP_START = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
+
+
+def _ddp_strategy(strategy, devices):
+    """DDP with unused-parameter detection: each backward of the critic/generator loop touches one network only."""
+    if isinstance(strategy, str) and (
+        strategy in _DDP_START or (strategy == "auto" and isinstance(devices, int) and devices > 1)
+    ):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(find_unused_parameters=True, start_method=_DDP_START.get(strategy, "popen"))
+    return strategy
 
 
 def torch_tensor(array: np.ndarray):

@@ -74,7 +74,12 @@ class ResumablePlan(pl.LightningModule):
             "rng": rng_states(),
         }
 
+    seed: int | None = None
+
     def on_train_start(self) -> None:
+        world = self.trainer.world_size
+        if world > 1:  # every process draws its own noise and tiles (the samplers already split the rows)
+            torch.manual_seed((0 if self.seed is None else self.seed) * world + self.trainer.global_rank)
         if not self.resume_state:
             return
         state = self.resume_state
