@@ -188,3 +188,106 @@ def test_clinical_modernbert_name_loads_from_the_hub_cache(tiny_modernbert, tmp_
 def test_bad_device_is_reported():
     with pytest.raises(ValueError, match="device='gpu0' is not a torch device"):
         get_text_encoder("minilm", device="gpu0")
+
+
+class _FakeHub:
+    """The few Hugging Face hub routes transformers uses to download a model, served on 127.0.0.1."""
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, folder: str, repo: str):
+        import hashlib
+        import http.server
+        import json
+        import os
+        import threading
+
+        files = {f: open(os.path.join(folder, f), "rb").read() for f in sorted(os.listdir(folder))}
+        hub = self
+        self.requests: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                hub.requests.append(f"{self.command} {self.path}")
+
+            def _reply(self, code, body=b"", headers=()):
+                self.send_response(code)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command == "GET":
+                    self.wfile.write(body)
+
+            def _route(self):
+                path = self.path.split("?")[0]
+                api = f"/api/models/{repo}"
+                if path == api or path.startswith(api + "/revision/"):
+                    info = {"id": repo, "sha": hub.commit, "siblings": [{"rfilename": f} for f in files]}
+                    return self._reply(200, json.dumps(info).encode(), [("Content-Type", "application/json")])
+                if path.startswith(api + "/tree/"):
+                    return self._reply(200, b"[]", [("Content-Type", "application/json")])
+                prefix = f"/{repo}/resolve/"
+                if not path.startswith(prefix) or "/" not in path[len(prefix):]:
+                    return self._reply(404, headers=[("X-Error-Code", "RepoNotFound")])
+                name = path[len(prefix):].split("/", 1)[1]
+                if name not in files:
+                    return self._reply(404, headers=[("X-Error-Code", "EntryNotFound")])
+                data = files[name]
+                etag = '"' + hashlib.sha1(data).hexdigest() + '"'
+                return self._reply(200, data, [("X-Repo-Commit", hub.commit), ("ETag", etag)])
+
+            do_GET = do_HEAD = _route
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow
+def test_clinical_modernbert_downloads_from_a_hub_endpoint(tiny_modernbert, tmp_path):
+    """The real download path (no offline flag, empty cache) against a loopback hub: HF_ENDPOINT is read at
+    import time by huggingface_hub, so the download runs in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    hub = _FakeHub(tiny_modernbert, "Simonlee711/Clinical_ModernBERT")
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+        env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_TELEMETRY="1", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+        code = (
+            "import gemmgan_sc as gg\n"
+            "from gemmgan_sc.encoders import get_text_encoder\n"
+            "gg.settings.progress_bar = False\n"
+            f"e = get_text_encoder('clinical-modernbert', cache_dir={str(tmp_path / 'cache')!r}, device='cpu')\n"
+            "print('DIM', e.dim, e.info['model_type'], e.info['kind'])\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        hub.close()
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "DIM 32 modernbert hub" in out.stdout
+    assert any("model.safetensors" in r for r in hub.requests)
+    assert (tmp_path / "cache" / "models--Simonlee711--Clinical_ModernBERT" / "snapshots" / hub.commit / "config.json").exists()
+
+
+def test_hub_probe_fails_fast_on_a_closed_port(monkeypatch):
+    import socket
+
+    from gemmgan_sc.encoders._text import _hub_unreachable
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    assert f"127.0.0.1:{port} cannot be reached" in _hub_unreachable(timeout=2)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert _hub_unreachable(timeout=2) is None  # behind a proxy the probe says nothing

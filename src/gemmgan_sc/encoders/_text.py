@@ -215,6 +215,25 @@ def _offline() -> bool:
     return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached (a quick TCP probe), or None when it can or when a proxy is in use.
+
+    It spares users the minute of retries huggingface_hub spends when there is no network.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        return f"{url.scheme}://{host}:{port} cannot be reached ({err})"
+    return None
+
+
 def _load(source: str, local_files_only: bool, cache_dir: str | None, token: str | bool | None, revision: str | None):
     from transformers import AutoModel, AutoTokenizer
 
@@ -301,6 +320,9 @@ def get_text_encoder(
             except OSError:
                 if _offline():
                     raise
+                why = _hub_unreachable()
+                if why is not None:
+                    raise OSError(f"the model is not in the local cache and the hub {why}") from None
                 logger.info("text encoder %s not in the local cache; downloading from the hub", source)
                 model, tokenizer = _load(source, False, cache_dir, token, revision)
     except ImportError:
