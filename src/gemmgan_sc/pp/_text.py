@@ -6,7 +6,6 @@ import os
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .._settings import logger
 from ._clinical import clinical_to_text
