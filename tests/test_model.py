@@ -146,3 +146,15 @@ def test_every_mode_trains_one_epoch(tmp_path, mode, variant):
     model = gg.GeMMGAN(adata, conditioning=mode, fusion_variant=variant, **SMALL)
     model.train(max_epochs=1, batch_size=12, n_critic=2)
     assert model.sample(seed=0).X.shape == (24, 40)
+
+
+def test_slide_without_tissue_is_masked(tmp_path):
+    from gemmgan_sc.data import PatchStore
+
+    adata, store = make_cohort(tmp_path, n=30, decided_by="image")
+    PatchStore(store, mode="a").add(adata.obs["slide_id"].iloc[4], coords=np.zeros((0, 2)))  # no tissue: 0 tiles
+    gg.GeMMGAN.setup_anndata(adata, patch_store=store)
+    model = gg.GeMMGAN(adata, **SMALL).train(max_epochs=2, batch_size=10, n_critic=1, seed=0)
+    assert np.isfinite(model.history["critic_loss"]).all()
+    synth = model.sample(seed=0)
+    assert np.isfinite(synth.X).all()

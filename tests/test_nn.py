@@ -104,3 +104,15 @@ def test_bank_draws_distinct_tiles_of_the_right_slide_and_masks_small_slides():
     small = ConditionBank(patches=np.ones((4, 2), np.float16), offsets=[0, 2], counts=[2, 2], n_patches=6)
     feats, mask = small.draw_patches(torch.tensor([0, 1]))
     assert feats.shape == (2, 6, 2) and mask.sum().item() == 4
+
+
+@pytest.mark.parametrize("mode,variant", list(itertools.product(CONDITIONING_MODES, FUSION_VARIANTS)))
+def test_slide_without_tiles_gives_a_finite_condition(mode, variant):
+    fusion = ConditionFusion(12, 10, d_model=8, n_heads=2, d_ff=16, conditioning=mode, variant=variant).eval()
+    patches, pm, text, tm = _inputs()
+    pm[1] = False  # slide 1 had no tissue: every patch is padding
+    out = fusion(patches, pm, text, tm)
+    assert torch.isfinite(out).all()
+    p2 = patches.clone()
+    p2[1] = 7.0
+    torch.testing.assert_close(fusion(p2, pm, text, tm), out)

@@ -88,3 +88,14 @@ def test_read_only_and_missing(tmp_path):
     PatchStore(tmp_path / "p.zarr", mode="w").add("a", np.ones((1, 2)))
     with pytest.raises(PermissionError):
         PatchStore(tmp_path / "p.zarr").add("b", np.ones((1, 2)))
+
+
+def test_slides_without_tissue_have_zero_count_in_the_bank(tmp_path):
+    store = PatchStore(tmp_path / "p.zarr", mode="w")
+    store.add("a", np.ones((2, 3)))
+    store.add("empty", coords=np.zeros((0, 2)))
+    feats, offsets, counts = store.bank(["a", "empty"])
+    np.testing.assert_array_equal(counts, [2, 0])
+    store.add("tiled-not-embedded", coords=np.zeros((4, 2)))
+    with pytest.raises(KeyError, match="tiled-not-embedded"):
+        store.bank(["tiled-not-embedded"])

@@ -155,6 +155,8 @@ class PatchStore:
     def bank(self, slide_ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Concatenate the features of ``slide_ids`` (repeats read once) into one contiguous array.
 
+        Slides tiled with no tissue (0 tiles, no features) get count 0; the model masks their patches.
+
         Returns
         -------
         features
@@ -165,16 +167,19 @@ class PatchStore:
         """
         slide_ids = [str(s) for s in slide_ids]
         unique = list(dict.fromkeys(slide_ids))
-        missing = [s for s in unique if s not in self or not self.has_features(s)]
+        missing = [s for s in unique if s not in self or (not self.has_features(s) and self.n_tiles(s) > 0)]
         if missing:
             raise KeyError(
                 f"{len(missing)} slide(s) have no features in the patch store {str(self.path)!r}, e.g. "
                 f"{missing[:5]}: run gg.pp.tile_slides and gg.pp.embed_tiles for them."
             )
-        sizes = np.array([self.n_tiles(s) for s in unique], dtype=np.int64)
+        # slides tiled with no tissue (0 tiles) get count 0: the model masks them
+        sizes = np.array([self.n_tiles(s) if self.has_features(s) else 0 for s in unique], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         out = np.empty((int(sizes.sum()), self.dim or 0), dtype=np.float16)
         for s, start, size in zip(unique, starts, sizes):
+            if size == 0:
+                continue
             out[start : start + size] = self._group(s)["features"][...]
         where = {s: i for i, s in enumerate(unique)}
         index = np.array([where[s] for s in slide_ids], dtype=np.int64)

@@ -229,7 +229,9 @@ class AnnDataRegistry:
                 f"{self.patch_dim}-d features: embed the tiles with the same encoder."
             )
         present = set(store.embedded_slide_ids)
-        missing = sorted(set(ids.astype(str)) - present)
+        missing = sorted(
+            s for s in set(ids.astype(str)) - present if not (s in store and store.n_tiles(s) == 0)
+        )  # slides tiled with 0 tiles (no tissue) are allowed: the model masks them
         if missing:
             raise KeyError(
                 f"{len(missing)} slide(s) of adata.obs[{self.slide_key!r}] have no features in the patch store "

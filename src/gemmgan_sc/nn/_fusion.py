@@ -189,7 +189,12 @@ class ConditionFusion(nn.Module):
             return patch_cls_out + text_tok[:, 0]
         text_query = text_tok[:, :1]
         if self.variant == "paper":
-            e_img, _ = self.text_to_patch(text_query, x[:, 1:], x[:, 1:], key_padding_mask=~patch_mask, need_weights=False)
+            # a slide without tiles (no tissue) has nothing to attend to: give it e_img = 0 instead of NaN
+            empty = ~patch_mask.any(dim=1)
+            attend = patch_mask.clone()
+            attend[:, 0] |= empty
+            e_img, _ = self.text_to_patch(text_query, x[:, 1:], x[:, 1:], key_padding_mask=~attend, need_weights=False)
+            e_img = e_img.masked_fill(empty[:, None, None], 0.0)
             e_text, _ = self.patch_to_text(x[:, :1], text_tok, text_tok, key_padding_mask=~text_mask, need_weights=False)
         else:
             e_img, _ = self.text_to_patch(text_query, x, x, key_padding_mask=~keep, need_weights=False)
