@@ -158,3 +158,19 @@ def test_slide_without_tissue_is_masked(tmp_path):
     assert np.isfinite(model.history["critic_loss"]).all()
     synth = model.sample(seed=0)
     assert np.isfinite(synth.X).all()
+
+
+def test_interrupted_save_leaves_no_model_and_rerun_repairs(trained, tmp_path, monkeypatch):
+    import os
+
+    def crash(src, dst):
+        raise KeyboardInterrupt("killed during save")
+
+    monkeypatch.setattr(os, "rename", crash)
+    with pytest.raises(KeyboardInterrupt):
+        trained.save(tmp_path / "m")
+    monkeypatch.undo()
+    assert not (tmp_path / "m").exists()
+    assert not list(tmp_path.glob(".m-*"))  # the staging folder is cleaned up
+    trained.save(tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").is_file()
