@@ -3,4 +3,7 @@
 Every function takes ``ax=`` and ``show=`` and returns the axes.
 """
 # Each line below imports one module's public functions.
+from ._metrics import metrics
 from ._slides import tiles, tissue
+from ._history import history
+from ._embedding import real_vs_synthetic

@@ -1,2 +1,4 @@
-"""Small tools for scanpy workflows."""
+"""Small tools for scanpy workflows: real + synthetic AnnData, model comparison tables."""
 # Each line below imports one module's public functions.
+from ._concat import concat_real_synthetic
+from ._compare import compare_models, comparison_table

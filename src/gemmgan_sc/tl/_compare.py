@@ -1,0 +1,195 @@
+"""One evaluation table for several trained models (GeMM-GAN, baselines, ablations)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["compare_models", "comparison_table"]
+
+_TMP_KEY = "_gemmgan_compare_models_tmp"
+
+
+def _is_unconditional(model: Any) -> bool:
+    """Models whose ``sample`` draws ``n_samples`` profiles from noise alone (WGANGP, BetaVAE)."""
+    import inspect
+
+    params = inspect.signature(model.sample).parameters
+    return "adata" not in params and "indices" not in params
+
+
+def _evaluate_unconditional(model, adata, n_runs, classifiers, seed, k, metric, fidelity_split):
+    """The table of :func:`gemmgan_sc.metrics.evaluate` for a model sampled without conditions.
+
+    Each run draws as many profiles as there are training (held-out) rows; utility is skipped because the
+    profiles carry no labels.
+    """
+    from ..metrics import evaluate_samples
+    from ..metrics._input import as_matrices
+
+    split = model.split
+    train_idx = np.asarray(split["train"], dtype=int)
+    test_idx = np.asarray(split["validation"], dtype=int)
+    if len(test_idx) == 0:
+        raise ValueError(f"{type(model).__name__} has no held-out rows; train it with train_size < 1.")
+    var_names = pd.Index(model.var_names).astype(str)
+    (x,) = as_matrices(adata, names=["adata"], layer=model.registry.layer, var_names=var_names)
+    real_train, real_test = model.normalize(x[train_idx]), model.normalize(x[test_idx])
+    synth_train, synth_test = [], []
+    for i in range(n_runs):
+        for n, s, out in ((len(train_idx), seed + 2 * i, synth_train), (len(test_idx), seed + 2 * i + 1, synth_test)):
+            synth = model.sample(n_samples=int(n), seed=int(s))
+            (m,) = as_matrices(synth, names=["synthetic"], var_names=var_names)
+            out.append(model.normalize(m))
+    return evaluate_samples(
+        real_train, real_test, synth_train, synth_test, label_key=None, classifiers=classifiers, seed=seed,
+        k=k, metric=metric, normalize=False, fidelity_split=fidelity_split,
+    )
+
+
+def compare_models(
+    models: Mapping[str, Any],
+    adata: Any = None,
+    n_runs: int = 10,
+    label_keys: Sequence[str] | None = None,
+    classifiers: Sequence[str] = ("logreg", "mlp", "rf"),
+    seed: int = 0,
+    *,
+    k: int = 10,
+    metric: str = "euclidean",
+    fidelity_split: str = "test",
+    key_added: str | None = "gemmgan_comparison",
+) -> pd.DataFrame:
+    """Evaluate several trained models on the same data and stack their tables.
+
+    Conditional models (:class:`~gemmgan_sc.GeMMGAN`, :class:`~gemmgan_sc.CondWGANGP`,
+    :class:`~gemmgan_sc.CVAE`) go through :func:`gemmgan_sc.metrics.evaluate`. Unconditional models
+    (:class:`~gemmgan_sc.WGANGP`, :class:`~gemmgan_sc.BetaVAE`) have no conditions to generate from: each run
+    draws as many profiles as the model has training and held-out rows, z-scores them with the model's
+    training statistics and scores them with :func:`gemmgan_sc.metrics.evaluate_samples` (no utility rows:
+    their profiles carry no labels). Train every model with the same ``seed`` and ``train_size`` so that
+    they share one split.
+
+    Parameters
+    ----------
+    models
+        ``{name: trained model}``; the names become the ``model`` column (e.g. ``"GeMM-GAN"``, ``"WGAN-GP"``).
+    adata
+        The AnnData the models were trained on (default: each model's own ``adata``).
+    n_runs
+        Generation runs per model (the paper uses 10).
+    label_keys
+        ``obs`` columns for the utility metric (default: each model's ``labels_keys``).
+    classifiers
+        Classifiers for detectability and utility (``"logreg"``, ``"mlp"``, ``"rf"``).
+    seed
+        Base seed of sampling and classifiers (as in :func:`gemmgan_sc.metrics.evaluate`).
+    k, metric, fidelity_split
+        As in :func:`gemmgan_sc.metrics.evaluate`.
+    key_added
+        Store the stacked table in ``adata.uns[key_added]`` (columns as lists, plus ``params``); ``None``
+        stores nothing. Needs ``adata``.
+
+    Returns
+    -------
+    Long DataFrame with columns ``model, metric, classifier, label, mean, std``; see
+    :func:`comparison_table` for the metrics x models view.
+
+    Examples
+    --------
+    >>> import gemmgan_sc as gg  # doctest: +SKIP
+    >>> table = gg.tl.compare_models({"GeMM-GAN": gemmgan, "WGAN-GP": wgan, "CVAE": cvae}, adata, n_runs=3)  # doctest: +SKIP
+    >>> gg.tl.comparison_table(table)  # doctest: +SKIP
+    """
+    from ..metrics import evaluate
+
+    if not isinstance(models, Mapping) or not models:
+        raise TypeError("models must be a non-empty dict {name: trained model}.")
+    if isinstance(n_runs, bool) or not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
+        raise ValueError(f"n_runs must be a positive int, got {n_runs!r}.")
+    if key_added is not None and adata is None:
+        raise ValueError("key_added needs adata=... to write into; pass adata or key_added=None.")
+    if isinstance(classifiers, str):
+        classifiers = [classifiers]
+    tables = []
+    for name, model in models.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"model names must be non-empty strings, got {name!r}.")
+        for attr in ("split", "sample", "normalize", "registry"):
+            if not hasattr(model, attr):
+                raise TypeError(f"models[{name!r}] is a {type(model).__name__}, not a gemmgan-sc model.")
+        if not getattr(model, "is_trained", True) or model.split is None:
+            raise RuntimeError(f"models[{name!r}] is not trained yet: call its train() first.")
+        data = adata if adata is not None else model.adata
+        if _is_unconditional(model):
+            table = _evaluate_unconditional(model, data, int(n_runs), list(classifiers), seed, k, metric, fidelity_split)
+        else:
+            table = evaluate(model, data, n_runs=int(n_runs), label_keys=label_keys, classifiers=list(classifiers),
+                             seed=seed, k=k, metric=metric, fidelity_split=fidelity_split,
+                             key_added=_TMP_KEY)
+            data.uns.pop(_TMP_KEY, None)  # evaluate() writes uns; the stacked table below is the record
+        tables.append(table.assign(model=name))
+    out = pd.concat(tables, ignore_index=True)[["model", "metric", "classifier", "label", "mean", "std"]]
+    if key_added is not None:
+        adata.uns[key_added] = {
+            "table": {c: out[c].to_numpy(dtype=float if c in ("mean", "std") else str) for c in out.columns},
+            "params": {"models": list(models), "n_runs": int(n_runs), "classifiers": list(classifiers),
+                       "seed": int(seed), "k": int(k), "metric": metric, "fidelity_split": fidelity_split,
+                       "label_keys": "" if label_keys is None else list(label_keys)},
+        }
+    return out
+
+
+def comparison_table(table: pd.DataFrame, digits: int = 3, std: bool = True) -> pd.DataFrame:
+    """Metrics x models view of :func:`compare_models` output, cells ``"mean ± std"`` (strings) or means.
+
+    Parameters
+    ----------
+    table
+        The long table of :func:`compare_models` (columns ``model, metric, classifier, label, mean, std``).
+    digits
+        Decimals shown.
+    std
+        Show ``mean ± std``; ``False`` gives the float means.
+
+    Returns
+    -------
+    DataFrame indexed by metric (with ``classifier`` and ``label`` appended in brackets where they apply), one
+    column per model in the order given to :func:`compare_models`.
+
+    Examples
+    --------
+    >>> import pandas as pd, gemmgan_sc as gg
+    >>> long = pd.DataFrame({"model": ["A", "B"], "metric": ["precision"] * 2, "classifier": ["", ""],
+    ...                      "label": ["", ""], "mean": [0.5, 0.25], "std": [0.1, 0.0]})
+    >>> gg.tl.comparison_table(long, digits=2)["A"].tolist()
+    ['0.50 ± 0.10']
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be the DataFrame of gg.tl.compare_models, got {type(table).__name__}.")
+    missing = [c for c in ("model", "metric", "classifier", "label", "mean", "std") if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks the columns {missing}; pass the output of gg.tl.compare_models.")
+    if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 0:
+        raise ValueError(f"digits must be an int >= 0, got {digits!r}.")
+
+    def row_name(r) -> str:
+        extra = [str(v) for v in (r["classifier"], r["label"]) if isinstance(v, str) and v]
+        return f"{r['metric']} ({', '.join(extra)})" if extra else str(r["metric"])
+
+    df = table.copy()
+    df["row"] = df.apply(row_name, axis=1)
+    if std:
+        df["cell"] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(df["mean"], df["std"])]
+    else:
+        df["cell"] = df["mean"].astype(float)
+    models = list(dict.fromkeys(df["model"]))
+    rows = list(dict.fromkeys(df["row"]))
+    wide = df.pivot_table(index="row", columns="model", values="cell", aggfunc="first", sort=False)
+    wide = wide.reindex(index=rows, columns=models)
+    wide.index.name = "metric"
+    wide.columns.name = None
+    return wide.fillna("" if std else np.nan)
