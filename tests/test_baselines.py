@@ -65,3 +65,13 @@ def test_label_models_need_labels_and_load_checks_class(cohort, tmp_path):
     path = model.save(tmp_path / "w")
     with pytest.raises(ValueError, match="holds a WGANGP"):
         gg.CVAE.load(path, adata=cohort)
+
+
+def test_every_model_goes_through_metrics_evaluate(cohort):
+    for cls, kw in [(gg.WGANGP, {}), (gg.CVAE, {"labels_keys": ["group"]})]:
+        cls.setup_anndata(cohort, **kw)
+        model = cls(cohort, **TINY).train(max_epochs=2, batch_size=50, seed=0)
+        ref = model.sample(indices=[0, 1, 2], seed=0)
+        assert list(ref.obs["source_obs"]) == list(cohort.obs_names[:3])
+        table = gg.metrics.evaluate(model, cohort, n_runs=1, label_keys=["group"], classifiers=("logreg",))
+        assert {"metric", "classifier", "label", "mean", "std"} <= set(table.columns) and len(table) > 3

@@ -75,6 +75,7 @@ class BaseGenerativeModel:
         self._history: list[dict] = []
         self.train_params: dict[str, Any] = {}
         self.is_trained = False
+        self.device = None
 
     def _validate_hparams(self) -> None:
         """Subclasses check their hyperparameters here."""
@@ -432,8 +433,12 @@ class BaseGenerativeModel:
         seed = settings.seed if seed is None else seed
         bank = self._make_bank(adata, with_expression=False)
         rows = np.repeat(indices, n_samples)
-        z = self._generate(bank, rows, seed, int(batch_size or 256), settings.resolve_device(device))
+        z = self._generate(bank, rows, seed, int(batch_size or 256), self._sampling_device(device))
         return self._synthetic_anndata(adata, rows, z, n_samples)
+
+    def _sampling_device(self, device: str | None):
+        """``device``, else the one given to :meth:`load`, else ``gg.settings.device``."""
+        return settings.resolve_device(device or getattr(self, "device", None))
 
     def _synthetic_anndata(self, adata, rows: np.ndarray, z: np.ndarray, n_samples: int):
         import anndata as ad
@@ -595,8 +600,7 @@ class BaseGenerativeModel:
         model._history = list(meta.get("history", []))
         model.train_params = dict(meta.get("train_params", {}))
         model.is_trained = True
-        if device is not None:
-            settings.resolve_device(device)
+        model.device = None if device is None else str(settings.resolve_device(device))
         return model
 
 

@@ -44,10 +44,23 @@ class _UnconditionalSampling:
         return False
 
     def sample(self, n_samples: int | None = None, seed: int | None = None, batch_size: int | None = None,
-               device: str | None = None):
-        """Draw ``n_samples`` synthetic profiles (default: as many as training rows).
+               device: str | None = None, adata=None, indices=None):
+        """Draw synthetic profiles.
 
-        Returns an AnnData with the model's ``var_names``, ``X`` on the user's scale and ``obs["synthetic"] = True``.
+        Parameters
+        ----------
+        n_samples
+            Number of profiles (default: as many as training rows). With ``adata``/``indices``: profiles per row.
+        seed, batch_size, device
+            As in :meth:`GeMMGAN.sample`.
+        adata, indices
+            Optional reference rows: one profile (or ``n_samples``) per row, with the rows' ``obs`` copied, so the
+            output lines up with a real set (as :func:`gemmgan_sc.metrics.evaluate` needs). The model ignores the
+            rows' content: an unconditional model cannot follow their labels.
+
+        Returns
+        -------
+        AnnData with the model's ``var_names``, ``X`` on the user's scale and ``obs["synthetic"] = True``.
 
         Examples
         --------
@@ -58,11 +71,20 @@ class _UnconditionalSampling:
         from ..train import ConditionBank
 
         self._check_trained()
+        seed = settings.seed if seed is None else seed
+        if adata is not None or indices is not None:
+            per_row = 1 if n_samples is None else n_samples
+            if not isinstance(per_row, (int, np.integer)) or per_row < 1:
+                raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+            adata, indices = self._conditioning_rows(adata, indices)
+            rows = np.repeat(indices, per_row)
+            z = self._generate(ConditionBank(), np.arange(len(rows)), seed, int(batch_size or 256),
+                               self._sampling_device(device))
+            return self._synthetic_anndata(adata, rows, z, per_row)
         n = len(self.split["train"]) if n_samples is None else n_samples
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
-        seed = settings.seed if seed is None else seed
-        z = self._generate(ConditionBank(), np.arange(n), seed, int(batch_size or 256), settings.resolve_device(device))
+        z = self._generate(ConditionBank(), np.arange(n), seed, int(batch_size or 256), self._sampling_device(device))
         obs = pd.DataFrame({"synthetic": True}, index=[f"synth{i}" for i in range(n)])
         out = ad.AnnData(self.scaler.inverse_transform(z).astype(np.float32), obs=obs,
                          var=pd.DataFrame(index=self.var_names.copy()))
@@ -122,7 +144,7 @@ class _LabelSampling:
             raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
         bank = self._make_bank(adata, with_expression=False)
         rows = np.repeat(np.asarray(indices), n_samples)
-        z = self._generate(bank, rows, seed, int(batch_size or 256), settings.resolve_device(device))
+        z = self._generate(bank, rows, seed, int(batch_size or 256), self._sampling_device(device))
         return self._synthetic_anndata(adata, rows, z, n_samples)
 
     def _obs_from_counts(self, labels, seed) -> pd.DataFrame:
