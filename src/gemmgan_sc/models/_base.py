@@ -285,14 +285,14 @@ class BaseGenerativeModel:
         trainer_args = dict(
             max_epochs=int(max_epochs), accelerator=accelerator, devices=devices, logger=False,
             enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=settings.progress_bar,
-            num_sanity_val_steps=0, limit_val_batches=0, deterministic=seed is not None and accelerator == "cpu" or None,
+            num_sanity_val_steps=0, limit_val_batches=0,
         )
+        if seed is not None:
+            trainer_args["deterministic"] = "warn"  # deterministic kernels where they exist, never an error
         if precision is not None:
             trainer_args["precision"] = precision
         trainer_args.update(trainer_kwargs)
         trainer_args["strategy"] = _ddp_strategy(trainer_args.get("strategy", "auto"), devices)
-        if trainer_args.get("deterministic") is None:
-            trainer_args.pop("deterministic")
         trainer = pl.Trainer(**trainer_args)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
