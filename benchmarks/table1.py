@@ -1,0 +1,105 @@
+"""The paper's Table 1: GeMM-GAN against its competitors, trained and evaluated on one AnnData.
+
+Rows: GeMM-GAN, unconditional WGAN-GP, label-conditioned WGAN-GP, CVAE, and (extra) the beta-VAE of RNA-GAN;
+a last row gives the train-on-real utility for reference. Every model is trained for ``--epochs`` with the same
+seed (so the same train/held-out split), then ``gg.metrics.evaluate`` (through ``gg.tl.compare_models``)
+generates ``--n-runs`` synthetic sets and reports mean ± std.
+
+Data: by default the demo cohort through the real pipeline (gg.datasets.demo -> gg.pp.tile_slides ->
+gg.pp.embed_tiles("hed-texture") -> gg.pp.embed_text("minilm")), cached after the first run; ``--data file.h5ad``
+for a prepared AnnData (e.g. benchmarks/data_tcga.py's TCGA LUAD + BLCA cohort: its ``uns["benchmark"]`` gives
+the labels and expression scale).
+
+Writes <out>.csv (the paper's layout), <out>_long.csv, <out>.md, <out>.png and <out>.json (epochs, seeds,
+per-model train and evaluation time, machine).
+
+    python benchmarks/table1.py                      # demo cohort, 150 epochs, 5 runs
+    python benchmarks/table1.py --quick              # smoke run (seconds)
+    python benchmarks/table1.py --data tcga.h5ad --epochs 150 --out benchmarks/results/table1_tcga
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import gemmgan_sc as gg  # noqa: E402
+from _machine import machine_info  # noqa: E402
+from _tables import (  # noqa: E402
+    RESULTS, ModelSpec, apply_quick, common_parser, data_setup, filter_genes_for, gemmgan_size, load_for_args,
+    paper_layout, run_specs, write_results,
+)
+
+
+def table1_specs(adata, layer: str | None, scale: str, gemmgan_hparams: dict[str, Any] | None = None,
+                 extra: bool = True) -> list[ModelSpec]:
+    """The models of Table 1 (GeMM-GAN, WGAN-GP, conditional WGAN-GP, CVAE; BetaVAE when ``extra``)."""
+    base = {"layer": layer, "expression_scale": scale}
+    genes = filter_genes_for(scale)
+    specs = [
+        ModelSpec("GeMM-GAN", gg.GeMMGAN, data_setup(adata, layer, scale), {**(gemmgan_hparams or {}), **genes}),
+        ModelSpec("WGAN-GP (unconditional)", gg.WGANGP, base, dict(genes), use_labels=False),
+        ModelSpec("Conditional WGAN-GP", gg.CondWGANGP, base, dict(genes)),
+        ModelSpec("CVAE", gg.CVAE, base, dict(genes)),
+    ]
+    if extra:
+        specs.append(ModelSpec("β-VAE (RNA-GAN, extra)", gg.BetaVAE, base, dict(genes), use_labels=False))
+    return specs
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = common_parser(__doc__)
+    parser.add_argument("--no-betavae", action="store_true", help="leave out the extra beta-VAE row")
+    args = parser.parse_args(argv)
+    apply_quick(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    gg.settings.progress_bar = False
+    start = time.perf_counter()
+    adata, layer, scale, labels, data_name, prep = load_for_args(args)
+    specs = table1_specs(adata, layer, scale, gemmgan_size(args), extra=not args.no_betavae)
+    long, records = run_specs(specs, adata, args.epochs, args.n_runs, labels, args.classifiers, args.seed)
+    label = labels[0] if labels else None
+    wide = paper_layout(long, args.classifiers, label)
+    gem = records["GeMM-GAN"]
+    record = {
+        "benchmark": "table1", "data": args.data or "demo (gg.datasets.demo -> tile_slides -> hed-texture -> minilm)",
+        "n_obs": int(adata.n_obs), "n_vars": int(adata.n_vars), "layer": layer, "expression_scale": scale,
+        "labels": labels, "epochs": args.epochs, "n_runs": args.n_runs, "seed": args.seed,
+        "classifiers": args.classifiers, "gemmgan_conditioning": gem["conditioning"],
+        "data_args": {"n_samples": args.n_samples, "n_genes": args.n_genes, "tile_size": args.tile_size,
+                      "text_max_length": args.text_max_length} if not args.data else {},
+        "data_notes": adata.uns.get("benchmark", {}).get("notes", ""),
+        "preparation_s": prep, "total_s": round(time.perf_counter() - start, 1), "models": records,
+        "machine": machine_info(),
+    }
+    try:
+        import os
+
+        record["load_average_end"] = list(os.getloadavg())
+    except OSError:
+        pass
+    notes = [
+        f"data: {record['data']} ({adata.n_obs} samples; label for utility: {label}); "
+        f"GeMM-GAN conditioning that ran: {gem['conditioning']}",
+        f"{args.epochs} epochs for every model (paper: 500), {args.n_runs} generation runs (paper: 10), seed {args.seed}",
+        f"GeMM-GAN hyperparameters: {gem['hparams']}",
+        "F1 of detectability is binary (real vs synthetic); F1 of utility is macro-averaged; "
+        "unconditional models have no utility (their profiles carry no labels)",
+    ]
+    if record["data_notes"]:
+        notes.append(str(record["data_notes"]))
+    out = Path(args.out) if args.out else RESULTS / f"table1_{data_name}"
+    paths = write_results(out, long, wide, record, f"Table 1 ({data_name})", args.classifiers, label, notes)
+    print((out.with_suffix(".md")).read_text())
+    print("wrote", ", ".join(str(p) for p in paths))
+    return {"long": long, "wide": wide, "record": record, "paths": paths}
+
+
+if __name__ == "__main__":
+    main()
