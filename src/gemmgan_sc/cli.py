@@ -407,18 +407,17 @@ def _load_model(path: str, adata_path: str | None):
 
 
 def _cmd_sample(args) -> int:
-    import inspect
+    from .tl._compare import _is_unconditional
 
     out = _check_out(args.out, args.overwrite)
     model = _load_model(args.model_dir, args.training_adata)
-    params = inspect.signature(model.sample).parameters
-    if "adata" in params:
-        cond = _read_h5ad(args.conditions) if args.conditions else None
-        synth = model.sample(adata=cond, n_samples=args.n_samples or 1, seed=args.seed)
-    else:
-        if args.conditions:
-            raise CLIError(f"{type(model).__name__} is unconditional: it takes no --conditions.")
+    cond = _read_h5ad(args.conditions) if args.conditions else None
+    if _is_unconditional(model) and cond is None:
         synth = model.sample(n_samples=args.n_samples, seed=args.seed)
+    else:
+        if _is_unconditional(model):
+            _say(f"note: {type(model).__name__} is unconditional; --conditions only sets the rows' obs.", args.quiet)
+        synth = model.sample(adata=cond, n_samples=args.n_samples or 1, seed=args.seed)
     _write_h5ad(synth, out)
     _say(f"wrote {synth.n_obs} synthetic profiles x {synth.n_vars} genes to {out}", args.quiet)
     return 0
@@ -435,13 +434,7 @@ def _cmd_evaluate(args) -> int:
     classifiers = _split_list(args.classifiers) or []
     table = gg.tl.compare_models({name: model}, model.adata, n_runs=args.n_runs, classifiers=classifiers,
                                  seed=args.seed, k=args.k, key_added=None)
-    import inspect
-
-    synth = None
-    if "adata" in inspect.signature(model.sample).parameters:
-        synth = model.sample(seed=args.seed)
-    else:
-        synth = model.sample(n_samples=model.adata.n_obs, seed=args.seed)
+    synth = model.sample(adata=model.adata, seed=args.seed)
     label = model.registry.labels_keys[0] if model.registry.labels_keys else None
     header = f"# {name} evaluation\n\nModel folder `{args.model_dir}`, {args.n_runs} generation runs (mean ± std).\n\n"
     files = write_report(out, table, {name: model}, model.adata, synth, label, header=header, seed=args.seed)

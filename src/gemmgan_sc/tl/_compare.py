@@ -14,40 +14,10 @@ _TMP_KEY = "_gemmgan_compare_models_tmp"
 
 
 def _is_unconditional(model: Any) -> bool:
-    """Models whose ``sample`` draws ``n_samples`` profiles from noise alone (WGANGP, BetaVAE)."""
-    import inspect
-
-    params = inspect.signature(model.sample).parameters
-    return "adata" not in params and "indices" not in params
-
-
-def _evaluate_unconditional(model, adata, n_runs, classifiers, seed, k, metric, fidelity_split):
-    """The table of :func:`gemmgan_sc.metrics.evaluate` for a model sampled without conditions.
-
-    Each run draws as many profiles as there are training (held-out) rows; utility is skipped because the
-    profiles carry no labels.
-    """
-    from ..metrics import evaluate_samples
-    from ..metrics._input import as_matrices
-
-    split = model.split
-    train_idx = np.asarray(split["train"], dtype=int)
-    test_idx = np.asarray(split["validation"], dtype=int)
-    if len(test_idx) == 0:
-        raise ValueError(f"{type(model).__name__} has no held-out rows; train it with train_size < 1.")
-    var_names = pd.Index(model.var_names).astype(str)
-    (x,) = as_matrices(adata, names=["adata"], layer=model.registry.layer, var_names=var_names)
-    real_train, real_test = model.normalize(x[train_idx]), model.normalize(x[test_idx])
-    synth_train, synth_test = [], []
-    for i in range(n_runs):
-        for n, s, out in ((len(train_idx), seed + 2 * i, synth_train), (len(test_idx), seed + 2 * i + 1, synth_test)):
-            synth = model.sample(n_samples=int(n), seed=int(s))
-            (m,) = as_matrices(synth, names=["synthetic"], var_names=var_names)
-            out.append(model.normalize(m))
-    return evaluate_samples(
-        real_train, real_test, synth_train, synth_test, label_key=None, classifiers=classifiers, seed=seed,
-        k=k, metric=metric, normalize=False, fidelity_split=fidelity_split,
-    )
+    """Models that generate from noise alone (WGANGP, BetaVAE): no image, text or label conditions."""
+    uses = getattr(model, "_uses", None)
+    reads_labels = bool(uses("labels")) if callable(uses) else False
+    return not getattr(model, "_requires_condition", True) and not reads_labels
 
 
 def compare_models(
@@ -65,13 +35,10 @@ def compare_models(
 ) -> pd.DataFrame:
     """Evaluate several trained models on the same data and stack their tables.
 
-    Conditional models (:class:`~gemmgan_sc.GeMMGAN`, :class:`~gemmgan_sc.CondWGANGP`,
-    :class:`~gemmgan_sc.CVAE`) go through :func:`gemmgan_sc.metrics.evaluate`. Unconditional models
-    (:class:`~gemmgan_sc.WGANGP`, :class:`~gemmgan_sc.BetaVAE`) have no conditions to generate from: each run
-    draws as many profiles as the model has training and held-out rows, z-scores them with the model's
-    training statistics and scores them with :func:`gemmgan_sc.metrics.evaluate_samples` (no utility rows:
-    their profiles carry no labels). Train every model with the same ``seed`` and ``train_size`` so that
-    they share one split.
+    Every model goes through :func:`gemmgan_sc.metrics.evaluate` on its own split. Unconditional models
+    (:class:`~gemmgan_sc.WGANGP`, :class:`~gemmgan_sc.BetaVAE`) get no utility rows: their profiles follow no
+    label, so scoring a classifier trained on them against labels would be meaningless. Train every model
+    with the same ``seed`` and ``train_size`` so that they share one split and the numbers compare.
 
     Parameters
     ----------
@@ -124,12 +91,11 @@ def compare_models(
         if not getattr(model, "is_trained", True) or model.split is None:
             raise RuntimeError(f"models[{name!r}] is not trained yet: call its train() first.")
         data = adata if adata is not None else model.adata
-        if _is_unconditional(model):
-            table = _evaluate_unconditional(model, data, int(n_runs), list(classifiers), seed, k, metric, fidelity_split)
-        else:
-            table = evaluate(model, data, n_runs=int(n_runs), label_keys=label_keys, classifiers=list(classifiers),
-                             seed=seed, k=k, metric=metric, fidelity_split=fidelity_split,
-                             key_added=_TMP_KEY)
+        keys = [] if _is_unconditional(model) else label_keys
+        had_tmp = _TMP_KEY in data.uns
+        table = evaluate(model, data, n_runs=int(n_runs), label_keys=keys, classifiers=list(classifiers),
+                         seed=seed, k=k, metric=metric, fidelity_split=fidelity_split, key_added=_TMP_KEY)
+        if not had_tmp:
             data.uns.pop(_TMP_KEY, None)  # evaluate() writes uns; the stacked table below is the record
         tables.append(table.assign(model=name))
     out = pd.concat(tables, ignore_index=True)[["model", "metric", "classifier", "label", "mean", "std"]]
