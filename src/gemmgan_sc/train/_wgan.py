@@ -96,8 +96,9 @@ class ResumablePlan(pl.LightningModule):
 class WGANGPPlan(ResumablePlan):
     """One training step = ``n_critic`` critic updates on a batch, then one generator update (as the authors' code).
 
-    Within a step the generator's condition is computed once (its weights are frozen during the critic updates),
-    and each critic update scores real, fake and interpolated profiles in one batched pass with one condition.
+    Within a step the generator's condition is computed once (its weights are frozen during the critic updates; the
+    generator update back-propagates through that same forward), and each critic update scores real, fake and
+    interpolated profiles in one batched pass with one condition.
     """
 
     def __init__(
@@ -169,11 +170,11 @@ class WGANGPPlan(ResumablePlan):
         wasserstein = s_real.mean() - s_fake.mean()
         return {"loss": -wasserstein + self.lambda_gp * gp, "gp": gp, "wasserstein": wasserstein}
 
-    def generator_step(self, x: torch.Tensor, cond: dict) -> torch.Tensor:
+    def generator_step(self, x: torch.Tensor, cond: dict, gen_cond: torch.Tensor | None) -> torch.Tensor:
         """Generator loss ``-E[D(G(z, c))]``; the critic's condition carries no gradient to anyone."""
         net = self.networks
         z = torch.randn(x.shape[0], net.n_latent, device=x.device, dtype=x.dtype)
-        fake = net.generate(cond, z)
+        fake = net.generator(z, gen_cond)
         with torch.no_grad():
             c = net.critic_cond(cond)
         return -net.critic(fake, c).mean()
@@ -184,8 +185,10 @@ class WGANGPPlan(ResumablePlan):
         net = self.networks
         x = self.bank.x[idx]
         cond = self.bank.conditions(idx)
-        with torch.no_grad():
-            gen_cond = net.gen_cond(cond)
+        # The generator's weights do not change during the critic updates, so its condition is computed once per
+        # batch, with its graph kept for the generator update; the critic updates use a detached copy.
+        gen_cond_graph = net.gen_cond(cond)
+        gen_cond = None if gen_cond_graph is None else gen_cond_graph.detach()
         for _ in range(self.n_critic):
             out = self.critic_step(x, cond, gen_cond)
             opt_c.zero_grad(set_to_none=True)
@@ -197,7 +200,7 @@ class WGANGPPlan(ResumablePlan):
                          wasserstein_train=out["wasserstein"].item())
 
         self.toggle_optimizer(opt_g)
-        g_loss = self.generator_step(x, cond)
+        g_loss = self.generator_step(x, cond, gen_cond_graph)
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_loss)
         if self.clip_generator:
