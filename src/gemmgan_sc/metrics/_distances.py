@@ -45,10 +45,17 @@ def row_chunks(n_rows: int, n_cols: int, itemsize: int, block_bytes: int) -> Ite
 
 
 class Scorer:
-    """Scores (squared Euclidean or L1) between row blocks of ``a`` and all rows of ``b``."""
+    """Scores (squared Euclidean or L1) between row blocks of ``a`` and all rows of ``b``.
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, metric: str) -> None:
+    With ``exclude_self`` (``b is a``), the score of a point with itself is set to ``inf`` (excluded by
+    position, so that a duplicate of it still counts at distance 0).
+    """
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, metric: str, exclude_self: bool = False) -> None:
+        if exclude_self and b is not a:
+            raise ValueError("exclude_self needs b to be a (one set against itself).")
         self.a, self.b, self.metric = a, b, check_metric(metric)
+        self.same = bool(exclude_self)
         if metric == "euclidean":
             self.a_sq = np.einsum("ij,ij->i", a, a)
             self.b_sq = self.a_sq if b is a else np.einsum("ij,ij->i", b, b)
@@ -56,7 +63,11 @@ class Scorer:
 
     def block(self, rows: slice) -> np.ndarray:
         if self.metric == "l1":
-            return cdist(self.a[rows], self.b, metric="cityblock").astype(self.a.dtype, copy=False)
+            out = cdist(self.a[rows], self.b, metric="cityblock").astype(self.a.dtype, copy=False)
+            if self.same:
+                idx = np.arange(rows.start, rows.stop)
+                out[idx - rows.start, idx] = np.inf
+            return out
         return self._finish(self.a[rows] @ self.b.T, rows)
 
     def full_self(self) -> np.ndarray:
@@ -72,6 +83,9 @@ class Scorer:
         out += a_sq
         out += self.b_sq[None, :]
         np.maximum(out, 0.0, out=out)
+        if self.same:  # a point and itself: never a neighbour, never refined
+            idx = np.arange(rows.start, rows.stop)
+            out[idx - rows.start, idx] = np.inf
         tol = 2.0 * self.a.shape[1] * np.finfo(out.dtype).eps
         # coarse per-row bound first (no temporary float block), then the exact per-pair bound
         suspect = np.nonzero(out <= tol * (a_sq + self.b_sq_max))
@@ -80,7 +94,7 @@ class Scorer:
             suspect = (suspect[0][keep], suspect[1][keep])
         if suspect[0].size:
             a_rows = self.a[rows]
-            step = max(1, DEFAULT_BLOCK_BYTES // (8 * self.a.shape[1]))
+            step = max(1, 32 * 2**20 // (8 * self.a.shape[1]))
             for start in range(0, suspect[0].size, step):
                 i, j = suspect[0][start:start + step], suspect[1][start:start + step]
                 diff = a_rows[i] - self.b[j]
@@ -109,7 +123,7 @@ def knn_scores(
     n_other = b.shape[0] - (1 if same else 0)
     if k < 1 or k > n_other:
         raise ValueError(f"k={k} nearest neighbours need 1 <= k <= {n_other} (the number of other points).")
-    scorer = Scorer(a, b, metric)
+    scorer = Scorer(a, b, metric, exclude_self=same)
     out = np.empty((a.shape[0], k), dtype=a.dtype)
     itemsize = a.dtype.itemsize
     if same and a.shape[0] ** 2 * itemsize <= block_bytes:
@@ -119,9 +133,6 @@ def knn_scores(
     for rows, block in blocks:
         if block is None:
             block = scorer.block(rows)
-        if same:
-            idx = np.arange(rows.start, rows.stop)
-            block[idx - rows.start, idx] = np.inf
         if k < block.shape[1]:
             part = np.partition(block, k - 1, axis=1)[:, :k]
         else:
