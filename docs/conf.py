@@ -14,7 +14,8 @@ sys.path.insert(0, str(HERE.parent / "src"))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# the notebook kernel must use its inline backend, or figures never reach the pages
+os.environ.pop("MPLBACKEND", None)
 
 import gemmgan_sc  # noqa: E402
 
