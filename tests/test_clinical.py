@@ -182,6 +182,44 @@ def test_field_map_and_na_values():
         gg.pp.clinical_to_text(table, field_map={"primary_diagnosis": "diagnosis"})
 
 
+def test_tumor_size_fact():
+    case = _luad_case()
+    case["diagnoses"][0]["tumor_largest_dimension_diameter"] = 3.25  # GDC field, cm
+    text = gg.pp.clinical_to_text(case)
+    assert "AJCC pathologic stage IB (T2 N0 M0). Tumor size: 3.2 cm. Prior malignancy" in text  # after stage
+    table = pd.DataFrame({"age": [60, 61, 62], "tumor_size_cm": [2.0, "not reported", -1.0]})
+    assert gg.pp.clinical_to_text(table).tolist() == [
+        "A 60-year-old patient. Tumor size: 2.0 cm.", "A 61-year-old patient.", "A 62-year-old patient."]
+    assert "Tumor size" not in gg.pp.clinical_to_text(case, exclude="tumor_size_cm")  # alias of the fact
+    assert "tumor_size" in gg.pp._clinical.DEFAULT_CLINICAL_FIELDS
+
+
+def test_wording_seed_varies_wording_not_facts():
+    many = [_luad_case(), _blca_case()] * 20
+    fixed = gg.pp.clinical_to_text(many)
+    assert fixed == gg.pp.clinical_to_text(many, wording_seed=None) and len(set(fixed)) == 2  # default: deterministic
+    varied = gg.pp.clinical_to_text(many, wording_seed=7)
+    assert varied == gg.pp.clinical_to_text(copy.deepcopy(many), wording_seed=7)  # deterministic per seed
+    assert varied[:5] == gg.pp.clinical_to_text(many[:5], wording_seed=7)  # record i does not depend on what follows
+    assert varied != gg.pp.clinical_to_text(many, wording_seed=8)
+    assert len(set(varied[0::2])) > 3 and varied != fixed  # the same case is worded differently per position
+    for t in varied[0::2]:  # the facts and their values are all still there, in order
+        pos = [t.index(v) for v in ("67-year-old man", "adenocarcinoma, NOS", "bronchus and lung",
+                                    "adenomas and adenocarcinomas", "stage IB (T2 N0 M0)", "carboplatin",
+                                    "current reformed smoker for > 15 years, 30 pack-years", "alive (last follow-up")]
+        assert pos == sorted(pos), t
+        assert "tumor grade" not in t.lower() and "alcohol" not in t.lower()
+    # the leak check reads the facts, not the wording
+    with pytest.warns(LabelLeakWarning, match=r"exclude=\[.*'primary_diagnosis'"):
+        gg.pp.clinical_to_text(CASES * 3, labels={"disease": DISEASE * 3}, wording_seed=1)
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="wording_seed"):
+            gg.pp.clinical_to_text(_luad_case(), wording_seed=bad)
+    adata = ad.AnnData(np.zeros((2, 1), dtype=np.float32), obs=pd.DataFrame({"age": [50, 60]}, index=["a", "b"]))
+    gg.pp.clinical_to_text(adata, wording_seed=5)
+    assert adata.uns["gemmgan_clinical_text"]["params"]["wording_seed"] == 5
+
+
 def test_anndata_writes_obs_and_params(tmp_path):
     obs = pd.json_normalize(CASES, max_level=1)
     obs.index = [c["submitter_id"] for c in CASES]

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import gemmgan_sc as gg
@@ -72,8 +73,42 @@ def test_demo_is_deterministic_and_prefix_stable(cohort):
     assert list(again.obs["text"]) == list(cohort.obs["text"])
     small = gg.datasets.demo(n_samples=20, n_genes=300, seed=3, slides=False)
     np.testing.assert_array_equal(small.X, cohort.X[:20])
+    assert list(small.obs["text"]) == list(cohort.obs["text"][:20])
     other = gg.datasets.demo(n_samples=20, n_genes=300, seed=4, slides=False)
     assert not np.array_equal(other.X, small.X)
+
+
+def test_demo_text_is_written_by_clinical_to_text(cohort):
+    obs = cohort.obs
+    # the one writer of descriptions: gg.pp.clinical_to_text, wording varied by the demo seed
+    head = obs.iloc[:10]
+    facts = pd.DataFrame({
+        "age": head["age"], "sex": head["sex"].astype(str), "primary_diagnosis": head["disease_type"].astype(str),
+        "primary_site": head["primary_site"].astype(str), "stage": head["stage"].astype(str),
+        "tumor_size_cm": head["tumor_size_cm"], "grade": head["grade"].astype(str),
+        "tobacco_smoking_status": head["smoking_status"].astype(str).map(
+            {"never": "lifelong non-smoker", "former": "former smoker", "current": "current smoker"}),
+        "pack_years_smoked": head["pack_years"].where(head["smoking_status"] != "never"),
+    })
+    assert gg.pp.clinical_to_text(facts, wording_seed=3).tolist() == list(head["text"])
+    # every text holds the record: redundant with the image (stage, size, grade), complementary (smoking, sex, age)
+    for _, r in obs.iterrows():
+        t = r["text"]
+        assert t.startswith(f"A {r['age']}-year-old " if str(r["age"])[0] != "8" else f"An {r['age']}-year-old ")
+        assert ("woman" if r["sex"] == "female" else "man") in t
+        assert r["disease_type"].lower() in t and r["stage"].lower() in t.lower() and f"{r['tumor_size_cm']:.1f} cm" in t
+        assert f"{r['grade']}." in t
+        if r["smoking_status"] == "never":
+            assert "lifelong non-smoker" in t and "pack-years" not in t
+        else:
+            assert f"{r['smoking_status']} smoker, {r['pack_years']:g} pack-years" in t
+        assert "TSS-" not in t  # the staining batch is not a clinical fact
+    # the wording varies between patients and with the seed, the facts do not
+    assert len({t.split(".")[1] for t in obs["text"]}) >= 3
+    reworded = gg.pp.clinical_to_text(facts, wording_seed=4).tolist()
+    assert reworded != list(head["text"])
+    fixed = gg.pp.clinical_to_text(facts).tolist()  # default: one fixed wording
+    assert all(t.split(".")[1] == " Primary site: " + s.lower() for t, s in zip(fixed, head["primary_site"].astype(str)))
 
 
 def test_demo_slides_are_pyramidal_tiffs_with_tissue(tmp_path):

@@ -235,7 +235,15 @@ def test_tcga_builds_paired_anndata(gdc, tmp_path):
     assert obs["grade"].isna().all()  # GDC "'--" -> missing
     assert obs["race"].isna().all()  # "not reported" -> missing
     text = obs.loc["TCGA-AAA-01", "text"]
-    assert "61-year-old woman" in text and "former smoker" in text
+    # written by gg.pp.clinical_to_text from the raw GDC case JSON (the one writer of descriptions)
+    case = gdc.cases["case-aaa-01"]
+    assert text == gg.pp.clinical_to_text(case)
+    assert text.startswith("A 61-year-old woman diagnosed with adenocarcinoma, NOS.")
+    for part in ("Primary site: bronchus and lung.", "AJCC pathologic stage IIA.",
+                 "Treatment: received radiation therapy, NOS; no pharmaceutical therapy, NOS.",
+                 "Smoking: current reformed smoker for > 15 years, 30 pack-years."):
+        assert part in text, part
+    assert "grade" not in text.lower() and "race" not in text.lower()  # "'--" and "not reported" left out
     assert adata.uns["gemmgan_tcga"]["params"]["project_ids"] == ["TCGA-AAA", "TCGA-BBB"]
     adata.write_h5ad(tmp_path / "t.h5ad")  # h5ad-safe
     import anndata as ad

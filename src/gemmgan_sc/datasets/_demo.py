@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from .._settings import logger, settings
+from ..pp._clinical import clinical_to_text
 from ._cache import atomic_write_json, read_json, resolve_cache_dir
 from ._slide_sim import SLIDE_MPP, SlideParams, render_slide, write_pyramid_tiff
-from ._text import describe_case
 
 DEMO_VERSION = "1"
 
@@ -53,6 +53,7 @@ _SITES = tuple(f"TSS-{k:02d}" for k in range(1, 7))  # tissue source sites: a st
 _STAGES = ("Stage I", "Stage II", "Stage III", "Stage IV")
 _GRADES = ("G1", "G2", "G3")
 _SMOKING = ("never", "former", "current")
+_SMOKING_WORDS = {"never": "lifelong non-smoker", "former": "former smoker", "current": "current smoker"}
 
 
 def _sigmoid(x: float) -> float:
@@ -100,8 +101,33 @@ def _sample_case(seed: int, i: int) -> dict:
             "tissue_source_site": site,
         },
         "stain_batch": np.random.default_rng([seed, _SITES.index(site), 5]).standard_normal(2),
-        "text_rng": np.random.default_rng([seed, i, 6]),
     }
+
+
+def _describe(records: pd.DataFrame, seed: int) -> list[str]:
+    """The clinical descriptions, written by ``gemmgan_sc.pp.clinical_to_text`` from the records.
+
+    The text holds age, sex, diagnosis, site, stage, tumour size, grade and smoking: partly redundant
+    with the slide (grade, stage, size) and partly complementary (smoking, sex, age). The wording
+    varies per patient with ``seed`` (``wording_seed``); record ``i`` gets the same text for any
+    ``n_samples``.
+    """
+    smoker = records["smoking_status"] != "never"
+    facts = pd.DataFrame(
+        {
+            "age": records["age"],
+            "sex": records["sex"],
+            "primary_diagnosis": records["disease_type"],
+            "primary_site": records["primary_site"],
+            "stage": records["stage"],
+            "tumor_size_cm": records["tumor_size_cm"],
+            "grade": records["grade"],
+            "tobacco_smoking_status": records["smoking_status"].map(_SMOKING_WORDS),
+            "pack_years_smoked": records["pack_years"].where(smoker),  # no "0 pack-years" for non-smokers
+        },
+        index=records.index,
+    )
+    return clinical_to_text(facts, wording_seed=seed).tolist()
 
 
 def _slide_params(case: dict, seed: int, i: int) -> SlideParams:
@@ -261,7 +287,8 @@ def demo(
     AnnData with ``X`` (float32 log2(TPM + 1)) and ``layers["log1p"]`` (the same values);
     ``obs``: ``case_id``, ``project_id``, ``disease_type``, ``primary_site`` (categorical),
     ``slide_id``, ``slide_path`` (absolute path; only with ``slides=True``), ``text`` (clinical
-    description), and the record: ``age``, ``sex``, ``stage``, ``grade``, ``smoking_status``,
+    description written by :func:`gemmgan_sc.pp.clinical_to_text` with ``wording_seed=seed``),
+    and the record: ``age``, ``sex``, ``stage``, ``grade``, ``smoking_status``,
     ``pack_years``, ``tumor_size_cm``, ``tissue_source_site``; ``var``: ``gene_id``, ``module``;
     ``obsm["demo_latent"]``: the true latent factors (DataFrame); ``uns["gemmgan_demo"]``:
     ``simulated=True``, the parameters and a description.
@@ -300,7 +327,7 @@ def demo(
     obs["slide_id"] = slide_ids
     for col in ("age", "sex", "stage", "grade", "smoking_status", "pack_years", "tumor_size_cm", "tissue_source_site"):
         obs[col] = records[col]
-    obs["text"] = [describe_case(c["record"], c["text_rng"]) for c in cases]
+    obs["text"] = _describe(records, seed)
     cats = {
         "project_id": [f"DEMO-{t.code}" for t in _TYPES],
         "disease_type": [t.disease_type for t in _TYPES],

@@ -14,7 +14,7 @@ import pandas as pd
 from .._settings import logger, settings
 from ._cache import resolve_cache_dir
 from ._gdc import GDC_API, GDCClient, GDCError
-from ._text import _missing, describe_case
+from ..pp._clinical import _is_na, clinical_to_text
 
 _EXPR_FIELDS = [
     "file_id", "file_name", "md5sum", "file_size", "cases.case_id", "cases.submitter_id",
@@ -60,12 +60,12 @@ def _first(items: Any) -> dict:
 
 
 def _clean(value: Any) -> Any:
-    return np.nan if _missing(value) else value
+    return np.nan if _is_na(value) else value
 
 
 def _smoking(status: Any) -> Any:
     s = str(status).lower()
-    if _missing(status):
+    if _is_na(status):
         return np.nan
     if "non-smoker" in s or "never" in s:
         return "never"
@@ -85,12 +85,12 @@ def _flatten_case(hit: dict) -> dict:
     expo = _first(hit.get("exposures"))
     treat = sorted({
         str(t.get("treatment_type")) for d in diags for t in (d.get("treatments") or [])
-        if str(t.get("treatment_or_therapy", "")).lower() == "yes" and not _missing(t.get("treatment_type"))
+        if str(t.get("treatment_or_therapy", "")).lower() == "yes" and not _is_na(t.get("treatment_type"))
     })
     age_days = diag.get("age_at_diagnosis")
-    age = float(age_days) / 365.25 if not _missing(age_days) else _clean(demo.get("age_at_index"))
+    age = float(age_days) / 365.25 if not _is_na(age_days) else _clean(demo.get("age_at_index"))
     return {
-        "age": float(np.round(age, 1)) if not _missing(age) else np.nan,
+        "age": float(np.round(age, 1)) if not _is_na(age) else np.nan,
         "sex": _clean(demo.get("gender")),
         "stage": _clean(diag.get("ajcc_pathologic_stage")),
         "grade": _clean(diag.get("tumor_grade")),
@@ -183,11 +183,14 @@ def tcga(
     unique), ``var["gene_id"]`` (Ensembl with version), ``var["gene_type"]``; ``obs_names`` case
     barcodes; ``obs``: ``case_id``, ``project_id``, ``disease_type``, ``primary_site``,
     ``sample_id``, ``sample_type``, ``expression_file_id``, ``slide_id``, ``slide_path``,
-    ``slide_file_id`` (with slides), ``text`` (a description written from the record) and the
+    ``slide_file_id`` (with slides), ``text`` (written by :func:`gemmgan_sc.pp.clinical_to_text`
+    from the GDC case JSON, default fields: it names the diagnosis and site, so rewrite it with
+    ``exclude=`` before predicting those) and the
     clinical fields (``age`` in years, ``sex``, ``stage``, ``grade``, ``smoking_status``,
     ``pack_years``, ``vital_status``, ``treatments``, and raw GDC fields such as
-    ``primary_diagnosis``, ``ajcc_pathologic_t``, ``days_to_death``). GDC's "not reported" and
-    "--" become missing values. ``uns["gemmgan_tcga"]`` records the parameters.
+    ``primary_diagnosis``, ``ajcc_pathologic_t``, ``days_to_death``). GDC's "not reported",
+    "--", "Unknown" and the other missing-value codes that ``clinical_to_text`` knows become
+    missing values. ``uns["gemmgan_tcga"]`` records the parameters.
 
     Examples
     --------
@@ -299,7 +302,7 @@ def tcga(
             p = client.download(shit["file_id"], shit["file_name"], shit.get("md5sum"), root / "slides", bar)
             slide_paths.append(str(Path(p).resolve()))
 
-    rows = []
+    rows, raw_cases = [], []
     for k, (ehit, shit) in enumerate(chosen):
         case = case_by_id[_case_of(ehit)["case_id"]]
         samples = _case_of(ehit).get("samples") or [{}]
@@ -318,8 +321,9 @@ def tcga(
             row.update(slide_id=_slide_id(shit["file_name"]), slide_path=slide_paths[k], slide_file_id=shit["file_id"])
         row.update(_flatten_case(case))
         rows.append(row)
+        raw_cases.append(case)
     obs = pd.DataFrame(rows)
-    obs["text"] = [describe_case(r) for r in obs.to_dict("records")]
+    obs["text"] = clinical_to_text(raw_cases)  # from the GDC case JSON itself, the default fields
     obs.index = pd.Index(obs["submitter_id"].astype(str).to_numpy())
     if obs.index.has_duplicates:
         obs.index = ad.utils.make_index_unique(obs.index)

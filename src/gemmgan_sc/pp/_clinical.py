@@ -34,6 +34,7 @@ CLINICAL_FIELDS: tuple[str, ...] = (
     "disease_type",
     "project_id",
     "stage",
+    "tumor_size",
     "tumor_grade",
     "prior_malignancy",
     "treatments",
@@ -66,6 +67,8 @@ _FIELD_ALIASES = {
     "days_to_death": "vital_status",
     "days_to_last_follow_up": "vital_status",
     "grade": "tumor_grade",
+    "tumor_size_cm": "tumor_size",
+    "tumor_largest_dimension_diameter": "tumor_size",
     "project": "project_id",
 }
 
@@ -116,6 +119,7 @@ _SMOKING_CODES = {
     "4": "current reformed smoker for <= 15 years",
     "5": "current reformed smoker, duration not specified",
 }
+_WORDING_STREAM = 0x7E47  # salt of the wording streams (apart from any stream the caller seeds)
 _LIST_FIELDS = ("diagnoses", "exposures", "treatments", "follow_ups")
 
 
@@ -300,6 +304,10 @@ def _facts(case: _Case) -> dict[str, str]:
         if tnm:
             s = f"{s} ({' '.join(tnm)})" if s else " ".join(tnm)
         f["stage"] = s
+    # largest tumour dimension in cm (GDC diagnoses.tumor_largest_dimension_diameter)
+    size = _number(case.get("tumor_size_cm", "tumor_largest_dimension_diameter", where=("top", "diag")))
+    if size is not None and size > 0:
+        f["tumor_size"] = f"{size:.1f}"
     grade = case.get("tumor_grade", "grade", where=("top", "diag"))
     if grade is not None:
         f["tumor_grade"] = _lc_first(_clean(grade))
@@ -369,8 +377,34 @@ def _facts(case: _Case) -> dict[str, str]:
     return f
 
 
-def _render(f: Mapping[str, str]) -> dict[str, str]:
-    """Fact name -> the words it contributes to the description."""
+# Wordings of each sentence-fact; the first is the default (deterministic) one, the others are drawn
+# with ``wording_seed``. Every wording carries the fact's value word for word (the leak check relies on it).
+_WORDINGS: dict[str, tuple[str, ...]] = {
+    "primary_diagnosis": ("diagnosed with {}", "who presented with {}", "with a diagnosis of {}"),
+    "primary_site": ("Primary site: {}.", "The primary site is {}.", "Site of the primary tumor: {}."),
+    "disease_type": ("Disease type: {}.", "The disease type is {}.", "Disease category: {}."),
+    "project_id": ("Project: {}.", "The case belongs to project {}."),
+    "stage": ("AJCC pathologic {}.", "The disease was staged as pathologic {}.", "Pathologic staging (AJCC): {}."),
+    "tumor_size": ("Tumor size: {} cm.", "The largest tumor dimension was {} cm.", "The primary tumor measured {} cm."),
+    "tumor_grade": ("Tumor grade: {}.", "Histologic grade: {}.", "On histology the tumor grade was {}."),
+    "prior_malignancy": ("Prior malignancy: {}.", "History of a prior malignancy: {}."),
+    "treatments": ("Treatment: {}.", "Treatment history: {}."),
+    "smoking": ("Smoking: {}.", "Smoking history: {}.", "Tobacco use: {}."),
+    "alcohol_history": ("Alcohol history: {}.", "Alcohol use: {}."),
+    "race": ("Race: {}.", "Reported race: {}."),
+    "ethnicity": ("Ethnicity: {}.", "Reported ethnicity: {}."),
+    "vital_status": ("Vital status: {}.", "At last contact the vital status was {}.", "Outcome: {}."),
+}
+
+
+def _render(f: Mapping[str, str], rng: np.random.Generator | None = None) -> dict[str, str]:
+    """Fact name -> the words it contributes to the description (``rng``: draw a wording per fact)."""
+
+    def fmt(key: str) -> str:
+        options = _WORDINGS[key]
+        k = int(rng.integers(len(options))) if rng is not None else 0
+        return options[k].format(f[key])
+
     out: dict[str, str] = {}
     noun = {"female": "woman", "male": "man"}
     g = f.get("gender")
@@ -378,27 +412,11 @@ def _render(f: Mapping[str, str]) -> dict[str, str]:
         out["age"] = f"{f['age']}-year-old"
     if g is not None:
         out["gender"] = noun.get(g, f"patient (gender: {g})")
-    if "primary_diagnosis" in f:
-        out["primary_diagnosis"] = f"diagnosed with {f['primary_diagnosis']}"
     if "tissue_or_organ_of_origin" in f:
         out["tissue_or_organ_of_origin"] = f"of the {f['tissue_or_organ_of_origin']}"
-    simple = {
-        "primary_site": "Primary site: {}.",
-        "disease_type": "Disease type: {}.",
-        "project_id": "Project: {}.",
-        "stage": "AJCC pathologic {}.",
-        "tumor_grade": "Tumor grade: {}.",
-        "prior_malignancy": "Prior malignancy: {}.",
-        "treatments": "Treatment: {}.",
-        "smoking": "Smoking: {}.",
-        "alcohol_history": "Alcohol history: {}.",
-        "race": "Race: {}.",
-        "ethnicity": "Ethnicity: {}.",
-        "vital_status": "Vital status: {}.",
-    }
-    for key, fmt in simple.items():
+    for key in _WORDINGS:
         if key in f:
-            out[key] = fmt.format(f[key])
+            out[key] = fmt(key)
     return out
 
 
@@ -418,7 +436,8 @@ def _compose(words: Mapping[str, str]) -> str:
         first = f"{subject}."
     elif diag:
         first = f"Patient {diag}."
-    rest = [words[k] for k in CLINICAL_FIELDS[4:] if k in words]
+    skip = {"age", "gender", "primary_diagnosis", "tissue_or_organ_of_origin"}
+    rest = [words[k] for k in CLINICAL_FIELDS if k in words and k not in skip]
     return " ".join([s for s in [first, *rest] if s])
 
 
@@ -631,6 +650,7 @@ def clinical_to_text(
     field_map: Mapping[str, str] | None = None,
     labels: str | Sequence[str] | Mapping[str, Sequence] | None = None,
     na_values: Sequence[str] | None = None,
+    wording_seed: int | None = None,
     key_added: str = "text",
     model: Any = None,
     prompt: str | None = None,
@@ -669,6 +689,13 @@ def clinical_to_text(
     na_values
         More strings to treat as missing (besides ``"not reported"``, ``"Unknown"``, ``"--"``, ``"[Not
         Available]"``, NaN, ...). Missing values are never written.
+    wording_seed
+        ``None`` (default): one fixed wording, the same text for the same facts. An int: each record's
+        sentences are worded from a few equivalent phrasings (``"Tumor grade: G2."``, ``"Histologic grade:
+        G2."``, ...), drawn from ``numpy.random.default_rng([wording_seed, position])``: deterministic per
+        seed, and record ``i`` gets the same text whatever follows it. The facts, their order and their
+        values are unchanged (the label-leak check sees the fixed wording). For ``method="llm"`` it varies
+        the facts handed to the model.
     key_added
         For AnnData input: the ``obs`` column written.
     model, prompt, max_new_tokens, batch_size, device
@@ -703,6 +730,10 @@ def clinical_to_text(
     na = frozenset(s.strip().lower() for s in (na_values or ()))
     if na_values is not None and (isinstance(na_values, str) or not all(isinstance(s, str) for s in na_values)):
         raise TypeError(f"na_values must be a list of strings, got {na_values!r}.")
+    if wording_seed is not None and (
+        isinstance(wording_seed, bool) or not isinstance(wording_seed, (int, np.integer)) or wording_seed < 0
+    ):
+        raise ValueError(f"wording_seed must be None (fixed wording) or a non-negative int, got {wording_seed!r}.")
     chosen = _normalise_fields(fields, "fields") or list(DEFAULT_CLINICAL_FIELDS)
     dropped = _normalise_fields(exclude, "exclude") or []
     keep = [f for f in CLINICAL_FIELDS if f in chosen and f not in dropped]
@@ -714,9 +745,13 @@ def clinical_to_text(
         raise ValueError("records is empty: there is nothing to describe.")
     frags: list[dict[str, str]] = []
     texts: list[str] = []
-    for row in rows:
-        words = {k: v for k, v in _render(_facts(_Case(row, na))).items() if k in keep}
+    for i, row in enumerate(rows):
+        facts = _facts(_Case(row, na))
+        words = {k: v for k, v in _render(facts).items() if k in keep}
         frags.append(words)
+        if wording_seed is not None:
+            rng = np.random.default_rng([int(wording_seed), i, _WORDING_STREAM])
+            words = {k: v for k, v in _render(facts, rng).items() if k in keep}
         texts.append(_compose(words))
     empty = [i for i, t in enumerate(texts) if not t]
     names = [str(index[i]) for i in empty] if index is not None else empty
@@ -763,6 +798,7 @@ def clinical_to_text(
             "exclude": dropped,
             "field_map": {str(k): str(v) for k, v in (field_map or {}).items()},
             "na_values": sorted(na),
+            "wording_seed": -1 if wording_seed is None else int(wording_seed),
             "n_empty": len(empty),
             "mean_words": float(np.mean(n_words)),
             "model": str(model) if isinstance(model, (str, os.PathLike)) else (type(model).__name__ if model is not None else ""),
