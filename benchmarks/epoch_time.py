@@ -46,9 +46,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "epoch_time.json"))
     args = parser.parse_args()
     gg.settings.progress_bar = False
+    import os
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         adata, store = cohort(Path(tmp))
@@ -63,7 +71,8 @@ def main() -> None:
                              "steps_per_epoch": int(np.ceil(160 / 64))}
             print(f"{name:8s} {per_epoch:8.2f} s/epoch  ({hp or 'paper configuration'})", flush=True)
     out = {"benchmark": "epoch_time", "cohort": "200 x 2000 genes, 256 tiles x 1024-d, 64 tokens x 384-d",
-           "epochs_timed": args.epochs, "device": args.device, "results": results, "machine": machine_info()}
+           "epochs_timed": args.epochs, "device": args.device, "results": results, "machine": machine_info(),
+           "load_average_before_after": [load_before, os.getloadavg()[0]]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1, default=str))
     print(json.dumps({k: round(v["seconds_per_epoch"], 3) for k, v in results.items()}))
