@@ -76,6 +76,8 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
     (tmp_path / "out.h5ad").write_text("x")
     assert main(["tile", str(tmp_path / "in.h5ad"), "--out", str(tmp_path / "out.h5ad")]) == 1
     assert "--overwrite" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "out.h5ad")]) == 1
+    assert "is a file" in capsys.readouterr().err
 
 
 def test_unknown_model_and_bad_hparams(tmp_path, capsys):

@@ -205,18 +205,58 @@ def run_demo(
     overwrite: bool = False,
     quiet: bool = False,
 ) -> dict[str, Path]:
-    """The whole pipeline on the simulated demo cohort; returns the report files.
+    """The whole pipeline on the simulated demo cohort (``gemmgan-sc demo``); returns the report files.
 
     Demo cohort -> tiles -> ``"hed-texture"`` tile embeddings -> ``"minilm"`` text embeddings -> GeMM-GAN
-    and the baselines -> :func:`gemmgan_sc.tl.compare_models` -> ``out/``: ``metrics.csv``, ``metrics.md``,
-    ``umap.png`` (real vs GeMM-GAN synthetic), ``training_curves.png``, ``synthetic.h5ad`` (GeMM-GAN),
-    ``demo.h5ad`` (the embedded cohort), ``patches.zarr`` (its patch store), ``models/<name>/``.
+    and the baselines (small CPU sizes) -> :func:`gemmgan_sc.tl.compare_models` -> ``out/``:
+    ``metrics.csv``, ``metrics.md``, ``umap.png`` (real vs GeMM-GAN synthetic), ``training_curves.png``,
+    ``synthetic.h5ad`` (GeMM-GAN), ``demo.h5ad`` (the embedded cohort, set up for GeMM-GAN),
+    ``patches.zarr`` (its patch store), ``models/<name>/`` and ``timings.json``.
+
+    Parameters
+    ----------
+    out
+        Report folder (created; must be empty unless ``overwrite``).
+    n_samples, n_genes
+        Size of the demo cohort (:func:`gemmgan_sc.datasets.demo`).
+    epochs, baseline_epochs
+        Training epochs of GeMM-GAN and of the baselines (default: ``epochs``).
+    n_runs
+        Generation runs of the evaluation.
+    models
+        Model keys: ``gemmgan`` (required), ``wgangp``, ``condwgangp``, ``cvae``, ``betavae``.
+    classifiers
+        Detectability and utility classifiers (``logreg``, ``rf``, ``mlp``).
+    tile_size, max_tiles
+        Tile edge in px and tiles kept per slide (the demo slides are 512-960 px).
+    seed
+        Seed of the cohort, split, training and metrics.
+    cache_dir
+        Folder for the demo slides (default: the pooch cache).
+    workers
+        Tile-embedding worker processes (default ``min(2, CPUs)``).
+    overwrite
+        Write into a non-empty ``out``.
+    quiet
+        No progress output.
+
+    Returns
+    -------
+    ``{file name: path}`` of the report files.
+
+    Examples
+    --------
+    >>> from gemmgan_sc.cli import run_demo
+    >>> files = run_demo("demo_report", n_samples=60, epochs=5)  # doctest: +SKIP
+    >>> files["metrics.md"].read_text()  # doctest: +SKIP
     """
     import numpy as np
 
     import gemmgan_sc as gg
 
     out = Path(out).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {str(out)!r} is a file; give a folder for the report.")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise CLIError(f"output folder {str(out)!r} exists and is not empty; pass --overwrite or choose another.")
     keys = []
@@ -427,6 +467,8 @@ def _cmd_evaluate(args) -> int:
     import gemmgan_sc as gg
 
     out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {str(out)!r} is a file; give a folder for the report.")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise CLIError(f"output folder {str(out)!r} is not empty; pass --overwrite or choose another.")
     model = _load_model(args.model_dir, args.training_adata)
@@ -591,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as err:
         print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
         return 1
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError, TypeError, RuntimeError, NotImplementedError) as err:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, NotImplementedError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"{PROG} {args.command}: error: {type(err).__name__}: {msg}", file=sys.stderr)
         return 1
