@@ -162,6 +162,7 @@ def run_specs(
     classifiers: Sequence[str],
     seed: int = 0,
     log: Callable[[str], None] = print,
+    k: int = 10,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Train each spec for ``epochs`` with ``seed`` (same split for all), evaluate over ``n_runs`` generations.
 
@@ -187,7 +188,7 @@ def run_specs(
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         table = gg.tl.compare_models({spec.name: model}, adata, n_runs=int(n_runs), label_keys=keys,
-                                     classifiers=list(classifiers), seed=seed, key_added=None)
+                                     classifiers=list(classifiers), seed=seed, k=int(k), key_added=None)
         eval_s = time.perf_counter() - t0
         hist = model.history
         records[spec.name] = {
@@ -350,6 +351,7 @@ def common_parser(description: str) -> argparse.ArgumentParser:
                    help="obs label columns (utility metric, label-conditioned baselines); default: disease_type")
     p.add_argument("--classifiers", nargs="+", default=["logreg", "mlp", "rf"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k", type=int, default=10, help="nearest neighbours of precision/recall (paper: 10)")
     p.add_argument("--n-samples", type=int, default=300, help="demo cohort size")
     p.add_argument("--n-genes", type=int, default=2000, help="demo genes")
     p.add_argument("--tile-size", type=int, default=64, help="demo tile size in px (demo slides are small)")

@@ -73,13 +73,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     adata, layer, scale, labels, data_name, prep = load_for_args(args)
     specs = table2_specs(adata, layer, scale, gemmgan_size(args), args.ablations, args.authors_code)
-    long, records = run_specs(specs, adata, args.epochs, args.n_runs, labels, args.classifiers, args.seed)
+    long, records = run_specs(specs, adata, args.epochs, args.n_runs, labels, args.classifiers, args.seed,
+                               k=args.k)
     label = labels[0] if labels else None
     wide = paper_layout(long, args.classifiers, label)
     record = {
         "benchmark": "table2", "data": args.data or "demo (gg.datasets.demo -> tile_slides -> hed-texture -> minilm)",
         "n_obs": int(adata.n_obs), "n_vars": int(adata.n_vars), "layer": layer, "expression_scale": scale,
-        "labels": labels, "epochs": args.epochs, "n_runs": args.n_runs, "seed": args.seed,
+        "labels": labels, "epochs": args.epochs, "n_runs": args.n_runs, "seed": args.seed, "k": args.k,
         "classifiers": args.classifiers,
         "data_args": {"n_samples": args.n_samples, "n_genes": args.n_genes, "tile_size": args.tile_size,
                       "text_max_length": args.text_max_length} if not args.data else {},

@@ -1,0 +1,130 @@
+"""Smoke runs of benchmarks/table1.py and table2.py on a tiny prepared AnnData, and their table layout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import _tables  # noqa: E402
+
+
+def _tiny(tmp_path: Path, n: int = 48, genes: int = 30) -> Path:
+    """A prepared cohort: log-scale expression with a label signal, text tokens and a patch store."""
+    import gemmgan_sc as gg
+
+    rng = np.random.default_rng(0)
+    label = np.array(["A", "B"])[np.arange(n) % 2]
+    shift = np.where(label == "A", 2.0, 0.0)[:, None] * (np.arange(genes) < genes // 2)
+    x = np.log1p(rng.poisson(5 + 10 * shift, size=(n, genes))).astype(np.float32)
+    adata = ad.AnnData(x)
+    adata.obs_names = [f"s{i}" for i in range(n)]
+    adata.var_names = [f"g{j}" for j in range(genes)]
+    adata.obs["disease_type"] = pd.Categorical(label)
+    adata.obs["slide_id"] = [f"slide{i}" for i in range(n)]
+    store = gg.data.PatchStore(tmp_path / "p.zarr", mode="w")
+    for i, sid in enumerate(adata.obs["slide_id"]):
+        store.add(sid, (rng.normal(size=(6, 12)) + (label[i] == "A")).astype(np.float16))
+    adata.uns["gemmgan"] = {"patch_store": str(store.path)}
+    tokens = rng.normal(size=(n, 8, 16)).astype(np.float16)
+    tokens[:, 0] += (label == "A")[:, None]
+    adata.obsm["X_text_tokens"] = tokens
+    adata.obsm["text_mask"] = np.ones((n, 8), bool)
+    path = tmp_path / "tiny.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+FAST = ["--epochs", "1", "--n-runs", "1", "--classifiers", "logreg", "--labels", "disease_type", "--threads", "1", "--k", "5"]
+
+
+@pytest.mark.slow
+def test_table1_and_table2_smoke(tmp_path):
+    import table1
+    import table2
+
+    data = _tiny(tmp_path)
+    res = table1.main(["--data", str(data), *FAST, "--out", str(tmp_path / "t1")])
+    wide = res["wide"]
+    assert list(wide.index) == ["GeMM-GAN", "WGAN-GP (unconditional)", "Conditional WGAN-GP", "CVAE",
+                                "β-VAE (RNA-GAN, extra)", "Real data (train on real)"]
+    assert "Detect. logreg AUC ↓" in wide.columns and "Utility logreg Acc ↑" in wide.columns
+    assert wide.loc["WGAN-GP (unconditional)", "Utility logreg Acc ↑"] == "–"  # no labels, no utility
+    assert "±" in wide.loc["CVAE", "Utility logreg Acc ↑"]
+    for suffix in (".csv", ".md", ".png", ".json"):
+        assert (tmp_path / f"t1{suffix}").stat().st_size > 0
+    rec = json.loads((tmp_path / "t1.json").read_text())
+    assert rec["epochs"] == 1 and rec["seed"] == 0 and "cpu_count" in rec["machine"]
+    assert rec["models"]["GeMM-GAN"]["conditioning"] == "full" and rec["models"]["CVAE"]["train_s"] >= 0
+    assert pd.read_csv(tmp_path / "t1.csv", index_col=0).shape == wide.shape
+    assert "| GeMM-GAN |" in (tmp_path / "t1.md").read_text()
+
+    res2 = table2.main(["--data", str(data), *FAST, "--ablations", "text_cls", "mean_image", "--out",
+                        str(tmp_path / "t2")])
+    assert list(res2["wide"].index)[:2] == ["Text CLS only", "Mean image embedding"]
+    conds = {k: v["conditioning"] for k, v in res2["record"]["models"].items()}
+    assert conds == {"Text CLS only": "text_cls", "Mean image embedding": "mean_image"}
+
+
+def test_paper_layout_and_markdown():
+    rows = [("M1", "precision", "", "", 0.5, 0.1), ("M1", "recall", "", "", 0.25, 0.0),
+            ("M1", "detectability_auc", "logreg", "", 0.75, 0.05),
+            ("M1", "utility_accuracy", "logreg", "y", 0.8, 0.02), ("M1", "utility_real_accuracy", "logreg", "y", 0.9, 0.0),
+            ("M2", "precision", "", "", 0.4, 0.0)]
+    long = pd.DataFrame(rows, columns=["model", "metric", "classifier", "label", "mean", "std"])
+    wide = _tables.paper_layout(long, ["logreg"], "y", digits=2)
+    assert list(wide.index) == ["M1", "M2", "Real data (train on real)"]
+    assert wide.loc["M1", "Precision ↑"] == "0.50 ± 0.10"
+    assert wide.loc["M1", "Detect. logreg AUC ↓"] == "0.75 ± 0.05"
+    assert wide.loc["M2", "Recall ↑"] == "–"
+    assert wide.loc["Real data (train on real)", "Utility logreg Acc ↑"] == "0.90 ± 0.00"
+    md = _tables.to_markdown(wide)
+    assert md.splitlines()[0].startswith("| model | Precision ↑") and md.count("\n") == 5
+    with pytest.raises(ValueError, match="lacks columns"):
+        _tables.paper_layout(long.drop(columns="std"), ["logreg"], "y")
+
+
+def test_run_specs_validates(tmp_path):
+    import gemmgan_sc as gg
+
+    adata = ad.read_h5ad(_tiny(tmp_path, n=20, genes=8))
+    spec = _tables.ModelSpec("CVAE", gg.CVAE, {"layer": None})
+    with pytest.raises(KeyError, match="not in adata.obs"):
+        _tables.run_specs([spec], adata, 1, 1, ["nope"], ["logreg"])
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        _tables.run_specs([spec], adata, 0, 1, [], ["logreg"])
+    with pytest.raises(ValueError, match="no models"):
+        _tables.run_specs([], adata, 1, 1, [], ["logreg"])
+
+
+def test_data_tcga_skips_without_shared_data(tmp_path):
+    import data_tcga
+
+    msgs = []
+    assert data_tcga.build_tcga(tmp_path / "absent", tmp_path / "x.h5ad", log=msgs.append) is None
+    assert "skipped" in msgs[0] and not (tmp_path / "x.h5ad").exists()
+
+
+@pytest.mark.slow
+def test_data_tcga_real_cases(shared_data, tmp_path):
+    import data_tcga
+
+    out = tmp_path / "tcga.h5ad"
+    adata = data_tcga.build_tcga(shared_data, out, text_max_length=32, n_per_cohort=6, log=lambda m: None)
+    assert adata.n_obs == 12 and adata.n_vars > 2000 and out.exists()
+    assert adata.obs["cohort"].value_counts().to_dict() == {"LUAD": 6, "BLCA": 6}
+    assert adata.obs_names.is_unique
+    # leaking facts are excluded: no description names the diagnosis or the organ
+    assert {"primary_diagnosis", "primary_site"} <= set(adata.uns["benchmark"]["excluded_fields"])
+    text = " ".join(adata.obs["text"]).lower()
+    assert "adenocarcinoma" not in text and "bladder" not in text and "lung" not in text
+    assert adata.obsm["X_text_tokens"].shape[:2] == (12, 32)
+    assert adata.uns["benchmark"]["expression_scale"] == "any"
