@@ -304,6 +304,8 @@ def plot_table(long: pd.DataFrame, classifiers: Sequence[str], label: str | None
                 ax.legend(fontsize=7, loc="lower right")
         if metric == "detectability_auc":
             ax.axvline(0.5, color="k", ls=":", lw=1)
+        if metric != "correlation_mse":
+            ax.set_xlim(0, 1.05)
         ax.set_yticks(y, models, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(name, fontsize=9)
