@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .._io import atomic_folder, json_safe
+
 _SLIDE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 _MODES = ("r", "w", "a")
 
@@ -106,7 +108,7 @@ class PatchStore:
         """Merge ``values`` / keyword arguments into :attr:`attrs` (JSON-serialisable values only)."""
         self._check_writable()
         merged = dict(values or {}, **kwargs)
-        self._root.attrs.update(_jsonable(merged))
+        self._root.attrs.update(json_safe(merged))
 
     @property
     def slide_ids(self) -> list[str]:
@@ -250,9 +252,7 @@ class PatchStore:
                 )
             coords = coords.astype(np.int64)
 
-        staging = self.path / ".staging" / f"{slide_id}-{uuid.uuid4().hex}"
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with atomic_folder(self._slide_dir(slide_id), staging_dir=self.path / ".staging") as staging:
             group = zarr.open_group(str(staging), mode="w")
             if features is not None:
                 arr = group.create_array(
@@ -262,10 +262,6 @@ class PatchStore:
             if coords is not None:
                 arr = group.create_array("coords", shape=coords.shape, dtype="int64", chunks=(max(1, min(65536, len(coords))), 2))
                 arr[...] = coords
-            self._replace(staging, self._slide_dir(slide_id))
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
         if features is not None and self.dim is None:
             self._root.attrs["dim"] = int(features.shape[1])
 
@@ -295,15 +291,6 @@ class PatchStore:
             )
         return zarr.open_group(str(path), mode="r")
 
-    def _replace(self, new: Path, target: Path) -> None:
-        if target.exists():
-            trash = self.path / ".staging" / f"trash-{uuid.uuid4().hex}"
-            os.rename(target, trash)
-            os.rename(new, target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(new, target)
-
     def _clean_staging(self) -> None:
         staging = self.path / ".staging"
         if staging.is_dir():
@@ -312,17 +299,3 @@ class PatchStore:
     def _check_writable(self) -> None:
         if self.mode == "r":
             raise PermissionError(f"Patch store {str(self.path)!r} is open read-only; open it with mode='a'.")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    return value

@@ -6,9 +6,6 @@ import json
 import logging
 import os
 import platform
-import shutil
-import tempfile
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ import pandas as pd
 
 from .._settings import logger, settings
 from ..data._registry import SETUP_KEY, AnnDataRegistry, get_expression
+from .._io import atomic_folder, json_safe
 from ..data._scaler import ExpressionScaler
 from ..train._checkpoint import read_checkpoint, set_rng_states, write_checkpoint
 
@@ -129,12 +127,7 @@ class BaseGenerativeModel:
         names = pd.Index(adata.var_names)
         expected = self._setup_var_names
         if not names.equals(expected):
-            missing = expected.difference(names)
-            if len(missing):
-                raise ValueError(
-                    f"adata.var_names do not match the model: {len(missing)} of its {len(expected)} genes are missing "
-                    f"(e.g. {list(missing[:5])}). Subset or reorder adata to the model's genes."
-                )
+            _check_var_names(names, expected, "the model")
             x = x[:, names.get_indexer(expected)]
         return x
 
@@ -331,7 +324,7 @@ class BaseGenerativeModel:
         }
         meta = self._meta()
         meta["checkpoint"] = {"epochs_done": len(self._history), "plan_kwargs": plan_kwargs, "batch_size": int(batch_size)}
-        write_checkpoint(folder, state, _json_safe(meta))
+        write_checkpoint(folder, state, json_safe(meta))
 
     def _restore_checkpoint(self, state: dict, meta: dict) -> dict:
         """Load networks, normalisation, split and history from a checkpoint; return the optimiser/RNG states."""
@@ -490,26 +483,14 @@ class BaseGenerativeModel:
         target = Path(dir_path).expanduser().absolute()
         if target.exists() and not overwrite:
             raise FileExistsError(f"{str(target)!r} exists; pass overwrite=True to replace it.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
+        with atomic_folder(target) as tmp:
             tensors = {f"net.{k}": v.detach().cpu().contiguous().numpy() for k, v in self.networks.state_dict().items()}
             tensors.update({f"scaler.{k}": v for k, v in self.scaler.state().items()})
             save_file(tensors, str(tmp / WEIGHTS_FILE))
             with open(tmp / META_FILE, "w") as fh:
-                json.dump(_json_safe(self._meta()), fh, indent=1)
+                json.dump(json_safe(self._meta()), fh, indent=1)
             if save_anndata:
                 self.adata.write_h5ad(tmp / "adata.h5ad")
-            if target.exists():
-                trash = target.parent / f".{target.name}-old-{uuid.uuid4().hex}"
-                os.rename(target, trash)
-                os.rename(tmp, target)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                os.rename(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return target
 
     @classmethod
@@ -559,15 +540,7 @@ class BaseGenerativeModel:
 
             adata = ad.read_h5ad(h5)
         var_names = pd.Index(meta["var_names"])
-        names = pd.Index(adata.var_names)
-        if not names.equals(var_names):
-            missing = var_names.difference(names)
-            if len(missing):
-                raise ValueError(
-                    f"adata.var_names do not match the saved model: {len(missing)} of its {len(var_names)} genes are "
-                    f"missing (e.g. {list(missing[:5])}). Give the AnnData the model was trained with, or one with the "
-                    "same genes."
-                )
+        _check_var_names(pd.Index(adata.var_names), var_names, "the saved model")
         registry = AnnDataRegistry.from_dict(meta["registry"])
         model = cls.__new__(cls)
         model.registry = registry
@@ -624,21 +597,17 @@ def _ddp_strategy(strategy, devices):
     return strategy
 
 
+def _check_var_names(names: pd.Index, expected: pd.Index, what: str) -> None:
+    """Raise unless every gene of ``expected`` is in ``names`` (order may differ: callers reorder)."""
+    missing = expected.difference(names)
+    if len(missing):
+        raise ValueError(
+            f"adata.var_names do not match {what}: {len(missing)} of its {len(expected)} genes are missing "
+            f"(e.g. {list(missing[:5])}). Give an AnnData with the genes the model was trained on (any order)."
+        )
+
+
 def torch_tensor(array: np.ndarray):
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(array))
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .._io import atomic_folder
 
 CHECKPOINT_NAME = "last"
 TENSORS_FILE = "checkpoint.safetensors"
@@ -86,26 +85,13 @@ def write_checkpoint(folder: str | os.PathLike, state: dict[str, Any], meta: dic
     """Write ``state`` (nested dicts/lists of tensors and JSON values) and ``meta`` (JSON) atomically."""
     from safetensors.numpy import save_file
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / CHECKPOINT_NAME
-    tmp = Path(tempfile.mkdtemp(prefix=".ckpt-", dir=folder))
-    try:
+    target = Path(folder) / CHECKPOINT_NAME
+    with atomic_folder(target) as tmp:
         tensors: dict[str, np.ndarray] = {}
         skeleton = _split_state(state, "s", tensors)
         save_file(tensors, str(tmp / TENSORS_FILE))
         with open(tmp / META_FILE, "w") as fh:
             json.dump({"meta": meta, "state": skeleton}, fh)
-        if target.exists():
-            trash = folder / f".old-{uuid.uuid4().hex}"
-            os.rename(target, trash)
-            os.rename(tmp, target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
