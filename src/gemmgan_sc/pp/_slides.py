@@ -262,9 +262,14 @@ def tile_slides(
         Re-tile slides already in the store (their features are dropped). Otherwise slides in the store are
         kept as they are (resumable) when the store was tiled with the same parameters.
     errors
-        ``"raise"``: a missing/corrupt slide, a slide smaller than one tile or without tissue raises an error
-        naming the file. ``"warn"``: warn, record it in ``uns[key_added]["tile_slides"]["failed"]`` (slide
-        id -> reason), give it 0 tiles, and go on with the other slides.
+        What to do with a missing, unreadable or corrupt slide file. ``"raise"``: raise an error naming the
+        file. ``"warn"``: warn, record it in ``uns[key_added]["tile_slides"]["failed"]`` (slide id -> reason),
+        give it 0 tiles (it is not written to the store), and go on with the other slides.
+
+        A readable slide without tissue (no tile reaches ``min_tissue``) or smaller than one tile is NOT an
+        error, whatever ``errors`` says: it is warned about, recorded in
+        ``uns[key_added]["tile_slides"]["no_tissue"]`` (slide id -> reason) and written to the store with 0
+        tiles (coords of shape (0, 2)); :func:`embed_tiles` skips it and the model masks its image input.
     seed
         Seed of the ``max_tiles`` subset.
     tissue_kwargs
@@ -274,8 +279,8 @@ def tile_slides(
     -------
     None. Writes ``obs["n_tiles"]`` (tiles per row's slide), ``obs[id_key]`` when absent,
     ``uns[key_added]["patch_store"]`` (str), ``uns[key_added]["tile_slides"]`` (``params``, ``failed``,
-    ``id_key_created``) and the store attrs ``tile_size``, ``level``, ``mpp``, ``min_tissue`` and per-slide
-    ``slides[id]`` (path, level, read size, level-0 tile size, mpp).
+    ``no_tissue``, ``id_key_created``) and the store attrs ``tile_size``, ``level``, ``mpp``, ``min_tissue``
+    and per-slide ``slides[id]`` (path, level, read size, level-0 tile size, mpp, ``no_tissue`` reason).
 
     Examples
     --------
@@ -315,10 +320,13 @@ def tile_slides(
         )
     slides_attr: dict[str, Any] = dict(old.get("slides") or {})
     failed: dict[str, str] = {}
+    no_tissue: dict[str, str] = {}
     counts: dict[str, int] = {}
     for sid, path in _progress(list(mapping.items()), desc="tiling slides", unit="slide"):
         if not overwrite and sid in ps and sid in slides_attr and same and slides_attr[sid].get("path") == path:
             counts[sid] = ps.n_tiles(sid)
+            if slides_attr[sid].get("no_tissue"):
+                no_tissue[sid] = slides_attr[sid]["no_tissue"]
             continue
         try:
             res = _tile_one(path, tile_size, mpp, float(min_tissue), max_tiles, seed, tissue_kwargs)
@@ -333,20 +341,20 @@ def tile_slides(
             slides_attr.pop(sid, None)
             continue
         if res["reason"] is not None:
-            if errors == "raise":
-                raise ValueError(
-                    f"{res['reason'][0].upper()}{res['reason'][1:]}. Check the file, lower min_tissue or change "
-                    "tissue_kwargs (e.g. channel='gray'), or pass errors='warn' to record 0 tiles and go on."
-                )
-            warnings.warn(f"Slide {sid!r}: {res['reason']}; 0 tiles recorded.", UserWarning, stacklevel=2)
-            failed[sid] = res["reason"]
+            # not an error whatever ``errors`` says: the slide gets 0 tiles and the model masks it
+            warnings.warn(
+                f"Slide {sid!r}: {res['reason']}; 0 tiles recorded (the model masks this slide). If tissue is "
+                "expected, lower min_tissue or change tissue_kwargs (e.g. channel='gray').",
+                UserWarning, stacklevel=2,
+            )
+            no_tissue[sid] = res["reason"]
         ps.add(sid, coords=res["coords"])
         counts[sid] = int(len(res["coords"]))
         slides_attr[sid] = _uns_safe({
             "path": str(Path(path).expanduser().absolute()),
             "level": res["level"], "read_size": res["read_size"], "tile_size_level0": res["size0"],
             "mpp_level0": res["mpp0"], "n_tiles": counts[sid], "threshold": res["threshold"],
-            "tissue": res.get("tissue"),
+            "tissue": res.get("tissue"), "no_tissue": res["reason"],
         })
     sizes0 = {v.get("tile_size_level0") for v in slides_attr.values()}
     levels = {v.get("level") for v in slides_attr.values()}
@@ -369,6 +377,7 @@ def tile_slides(
         "params": {"slide_key": slide_key, "id_key": id_key, **params, "overwrite": overwrite, "errors": errors,
                    "tissue_kwargs": tissue_kwargs},
         "failed": failed,
+        "no_tissue": no_tissue,
         "id_key_created": bool(created),
         "n_slides": len(mapping),
         "n_tiles_total": int(sum(counts.values())),
@@ -444,6 +453,8 @@ def embed_tiles(
     writes ``features`` per slide (rows aligned with the stored coordinates). Resumable: slides that already
     have features are skipped unless ``overwrite``. Tiles are read in ``num_workers`` worker processes that
     overlap the encoder (for the CPU encoder ``"hed-texture"`` the workers also compute the features).
+    Slides recorded with 0 tiles (no tissue, see :func:`tile_slides`) are skipped: they get no features and
+    the model masks their image input.
 
     Parameters
     ----------
@@ -542,9 +553,14 @@ def embed_tiles(
             raise KeyError(f"The store has no tiling record for slide {sid!r}; re-run gg.pp.tile_slides(overwrite=True).")
         jobs.append({"sid": sid, "path": info["path"], "level": int(info["level"]), "read_size": int(info["read_size"]),
                      "coords": coords})
-    if skipped_empty:
-        warnings.warn(f"{len(skipped_empty)} slide(s) have 0 tiles and get no features: {skipped_empty[:5]}.",
+    no_tissue = set((uns["tile_slides"].get("no_tissue") or {}).keys())
+    unexpected = [s for s in skipped_empty if s not in no_tissue]
+    if unexpected:
+        warnings.warn(f"{len(unexpected)} slide(s) have 0 tiles and get no features: {unexpected[:5]}.",
                       UserWarning, stacklevel=2)
+    if len(unexpected) < len(skipped_empty):
+        # already warned about by tile_slides; the model masks these slides
+        _logger().info("skipping %d slide(s) without tissue (0 tiles)", len(skipped_empty) - len(unexpected))
     out_size = enc.input_size or int(attrs.get("tile_size", 256))
 
     # check every file opens before the long run
