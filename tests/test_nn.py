@@ -116,3 +116,10 @@ def test_slide_without_tiles_gives_a_finite_condition(mode, variant):
     p2 = patches.clone()
     p2[1] = 7.0
     torch.testing.assert_close(fusion(p2, pm, text, tm), out)
+
+
+def test_bank_with_an_empty_slide_last():
+    # a 0-tile slide at the end of the bank has offset == bank size: padded draws must not index past it
+    bank = ConditionBank(patches=np.ones((15, 4), np.float16), offsets=[0, 5, 15], counts=[5, 10, 0], n_patches=6)
+    feats, mask = bank.draw_patches(torch.arange(3))
+    assert mask.sum(1).tolist() == [5, 6, 0] and feats.shape == (3, 6, 4)

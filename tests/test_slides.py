@@ -255,13 +255,7 @@ def test_bad_slides_raise_naming_the_file_or_warn(tmp_path):
     assert ps.embedded_slide_ids == ["good"]
 
 
-@pytest.mark.parametrize("where", [
-    "middle",
-    pytest.param("last", marks=pytest.mark.xfail(
-        raises=IndexError, strict=True,
-        reason="train/_bank.py ConditionBank.draw_patches indexes row offsets+0 for padded draws; a 0-tile slide "
-               "that is last in the bank has offset == n_bank_rows -> out of bounds (fix belongs to _bank.py)")),
-])
+@pytest.mark.parametrize("where", ["middle", "last"])
 def test_blank_slide_gets_zero_tiles_and_is_masked_by_the_model(tmp_path, where):
     """Point 5 of issue 3 end to end: warning, 0 tiles, embedding skips it, the model trains and samples."""
     from PIL import Image

@@ -85,7 +85,8 @@ class ConditionBank(nn.Module):
         keys = keys.masked_fill(position.unsqueeze(0) >= counts.unsqueeze(1), 2.0)
         picked = keys.topk(n, dim=1, largest=False, sorted=False).indices
         mask = picked < counts.unsqueeze(1)
-        rows = offsets.unsqueeze(1) + torch.where(mask, picked, torch.zeros_like(picked))
+        # padded picks read row 0 (masked anyway): a 0-tile slide's offset may equal the bank size
+        rows = torch.where(mask, offsets.unsqueeze(1) + picked, torch.zeros_like(picked))
         feats = self.patches[rows]
         if n < self.n_patches:  # every slide has fewer tiles than N: pad to N
             pad = self.n_patches - n
