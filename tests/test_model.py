@@ -173,3 +173,35 @@ def test_interrupted_save_leaves_no_model_and_rerun_repairs(trained, tmp_path, m
     assert list(tmp_path.iterdir()) == []  # no model folder, and the staging folder is cleaned up
     trained.save(tmp_path / "m")
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_streamed_bank_gives_the_same_model_as_the_in_memory_bank(tmp_path, caplog):
+    from gemmgan_sc.train import ConditionBank
+    import torch
+
+    adata, store = make_cohort(tmp_path, n=30, decided_by="image")
+    from gemmgan_sc.data import PatchStore
+
+    ps = PatchStore(store)
+    ids = adata.obs["slide_id"].astype(str).tolist()
+    feats, offsets, counts = ps.bank(ids)
+    memory = ConditionBank(patches=feats, offsets=offsets, counts=counts, n_patches=8)
+    stream = ConditionBank(stream_from=(ps, ids), n_patches=8)
+    assert stream.streaming and not memory.streaming
+    idx = torch.arange(30)
+    a = memory.draw_patches(idx, torch.Generator().manual_seed(1))
+    b = stream.draw_patches(idx, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a[0], b[0])
+    assert torch.equal(a[1], b[1])
+
+    runs = []
+    for limit in (None, 0):  # default (in memory), then force streaming
+        gg.settings.max_bank_bytes = limit
+        try:
+            gg.GeMMGAN.setup_anndata(adata, patch_store=store)
+            model = gg.GeMMGAN(adata, **SMALL).train(max_epochs=2, batch_size=10, n_critic=1, seed=0)
+            runs.append((model.history, model.sample(seed=0).X))
+        finally:
+            gg.settings.max_bank_bytes = None
+    assert runs[0][0].equals(runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

@@ -144,3 +144,12 @@ def test_settings_validation_and_seed():
     assert (np.random.rand(), torch.rand(1).item()) == a
     assert gg.settings.resolve_device("cpu").type == "cpu"
     gg.settings.seed = None
+
+
+def test_max_bank_bytes_setting():
+    with pytest.raises(ValueError, match="max_bank_bytes"):
+        gg.settings.max_bank_bytes = -5
+    gg.settings.max_bank_bytes = 123
+    assert gg.settings.bank_limit() == 123
+    gg.settings.max_bank_bytes = None
+    assert gg.settings.bank_limit() > 2**20

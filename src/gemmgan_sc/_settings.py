@@ -36,6 +36,9 @@ class Settings:
         Show tqdm progress bars on long work.
     verbosity
         0 errors, 1 warnings (default), 2 info, 3 debug.
+    max_bank_bytes
+        Largest float16 patch bank held in memory (default None: half of the machine's RAM). Larger banks are
+        streamed from the zarr patch store at each step (bounded memory, slower).
 
     Examples
     --------
@@ -50,6 +53,7 @@ class Settings:
         self._num_workers = 0
         self.progress_bar = True
         self._verbosity = 1
+        self._max_bank_bytes: int | None = None
 
     # seed -----------------------------------------------------------------
     @property
@@ -115,6 +119,26 @@ class Settings:
             raise ValueError(f"settings.verbosity must be one of {sorted(_VERBOSITY)}, got {value!r}.")
         self._verbosity = int(value)
         logger.setLevel(_VERBOSITY[self._verbosity])
+
+    # bank memory ------------------------------------------------------------
+    @property
+    def max_bank_bytes(self) -> int | None:
+        return self._max_bank_bytes
+
+    @max_bank_bytes.setter
+    def max_bank_bytes(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
+            raise ValueError(f"settings.max_bank_bytes must be an int >= 0 or None, got {value!r}.")
+        self._max_bank_bytes = None if value is None else int(value)
+
+    def bank_limit(self) -> int:
+        """``max_bank_bytes``, or half of the physical memory when it is None."""
+        if self._max_bank_bytes is not None:
+            return self._max_bank_bytes
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        except (ValueError, OSError, AttributeError):
+            return 8 * 2**30
 
     def __repr__(self) -> str:
         return (

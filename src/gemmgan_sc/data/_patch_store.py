@@ -149,6 +149,18 @@ class PatchStore:
             )
         return np.asarray(group["features"][...])
 
+    def features_array(self, slide_id: str):
+        """The zarr array of ``slide_id``'s features, for reading a subset of rows without loading them all."""
+        group = self._group(slide_id)
+        if "features" not in group:
+            raise KeyError(f"Slide {slide_id!r} has no features in {str(self.path)!r}: run gg.pp.embed_tiles first.")
+        return group["features"]
+
+    def bank_nbytes(self, slide_ids: Iterable[str]) -> int:
+        """Bytes the float16 bank of ``slide_ids`` would take in memory (repeats counted once)."""
+        unique = dict.fromkeys(str(s) for s in slide_ids)
+        return sum(self.n_tiles(s) for s in unique if s in self and self.has_features(s)) * (self.dim or 0) * 2
+
     def coords(self, slide_id: str) -> np.ndarray | None:
         """Level-0 (x, y) of each tile's top-left corner (n_tiles x 2, int64), or None if not stored."""
         group = self._group(slide_id)

@@ -147,7 +147,7 @@ class BaseGenerativeModel:
 
         reg = self.registry
         x = self.scaler.transform(self._expression(adata)) if with_expression else None
-        text = mask = patches = offsets = counts = None
+        text = mask = patches = offsets = counts = stream = None
         if reg.text_key is not None and self._uses("text"):
             text = np.asarray(adata.obsm[reg.text_key])
             mask = np.asarray(adata.obsm[reg.text_mask_key]).astype(bool) if reg.text_mask_key else None
@@ -155,11 +155,20 @@ class BaseGenerativeModel:
             from ..data import PatchStore
 
             store = PatchStore(reg.patch_store, mode="r")
-            patches, offsets, counts = store.bank(adata.obs[reg.slide_key].astype(str))
+            ids = adata.obs[reg.slide_key].astype(str).tolist()
+            nbytes, limit = store.bank_nbytes(ids), settings.bank_limit()
+            if nbytes > limit:
+                logger.warning(
+                    "The patch bank (%.1f GB) exceeds gg.settings.max_bank_bytes (%.1f GB): tiles are streamed from "
+                    "the zarr store at every step (slower, bounded memory).", nbytes / 1e9, limit / 1e9,
+                )
+                stream = (store, ids)
+            else:
+                patches, offsets, counts = store.bank(ids)
         return ConditionBank(
             x=x, text=text, text_mask=mask, patches=patches, offsets=offsets, counts=counts,
             labels=self._label_codes(adata) if self._uses("labels") else None,
-            n_patches=self.hparams.get("n_patches", 256),
+            n_patches=self.hparams.get("n_patches", 256), stream_from=stream,
         )
 
     def _uses(self, modality: str) -> bool:

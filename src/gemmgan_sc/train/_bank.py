@@ -28,6 +28,11 @@ class ConditionBank(nn.Module):
         n x K int64 category codes.
     n_patches
         Tiles drawn per slide and step (``N``); slides with fewer tiles are padded and masked.
+    stream_from
+        A :class:`gemmgan_sc.data.PatchStore` and the slide id of each row, ``(store, slide_ids)``, instead of
+        ``patches``/``offsets``/``counts``: for banks that do not fit in memory. Each step then reads only the drawn
+        tiles from zarr (host reads and one copy to the device per step: slower, but bounded memory). The draw is the
+        same as in memory, so both modes give the same tiles for the same random state.
     """
 
     def __init__(
@@ -40,8 +45,16 @@ class ConditionBank(nn.Module):
         counts: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         n_patches: int = 256,
+        stream_from: tuple | None = None,
     ) -> None:
         super().__init__()
+        self._stream = None
+        if stream_from is not None:
+            store, slide_ids = stream_from
+            slide_ids = [str(s) for s in slide_ids]
+            counts = np.array([store.n_tiles(s) if store.has_features(s) else 0 for s in slide_ids], dtype=np.int64)
+            offsets = np.zeros_like(counts)
+            self._stream = (store, slide_ids)
         self.n_patches = int(n_patches)
         self.n_obs = None
         for name, value, dtype in (
@@ -62,7 +75,7 @@ class ConditionBank(nn.Module):
                     raise ValueError(f"ConditionBank: {name} has {tensor.shape[0]} rows, expected {self.n_obs}.")
         if self.text is not None and self.text_mask is None:
             self.text_mask = torch.ones(self.text.shape[:2], dtype=torch.bool)
-        if self.patches is not None:
+        if self.patches is not None or self._stream is not None:
             if self.offsets is None or self.counts is None:
                 raise ValueError("ConditionBank: patches need offsets and counts per row.")
             self.max_tiles = int(self.counts.max())
@@ -85,19 +98,45 @@ class ConditionBank(nn.Module):
         keys = keys.masked_fill(position.unsqueeze(0) >= counts.unsqueeze(1), 2.0)
         picked = keys.topk(n, dim=1, largest=False, sorted=False).indices
         mask = picked < counts.unsqueeze(1)
-        # padded picks read row 0 (masked anyway): a 0-tile slide's offset may equal the bank size
-        rows = torch.where(mask, offsets.unsqueeze(1) + picked, torch.zeros_like(picked))
-        feats = self.patches[rows]
+        if self._stream is not None:
+            feats = self._read_streamed(idx, picked, mask)
+        else:
+            # padded picks read row 0 (masked anyway): a 0-tile slide's offset may equal the bank size
+            rows = torch.where(mask, offsets.unsqueeze(1) + picked, torch.zeros_like(picked))
+            feats = self.patches[rows].masked_fill(~mask.unsqueeze(-1), 0.0)  # padding reads as zeros
         if n < self.n_patches:  # every slide has fewer tiles than N: pad to N
             pad = self.n_patches - n
             feats = torch.cat([feats, feats.new_zeros(feats.shape[0], pad, feats.shape[2])], dim=1)
             mask = torch.cat([mask, mask.new_zeros(mask.shape[0], pad)], dim=1)
         return feats, mask
 
+    def _read_streamed(self, idx: torch.Tensor, picked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Read the drawn tiles of each row from zarr (padding stays zero)."""
+        store, slide_ids = self._stream
+        picked_np, mask_np = picked.cpu().numpy(), mask.cpu().numpy()
+        out = np.zeros(picked_np.shape + (store.dim,), dtype=np.float16)
+        arrays = {}
+        for r, i in enumerate(idx.cpu().tolist()):
+            rows = picked_np[r][mask_np[r]]
+            if len(rows) == 0:
+                continue
+            sid = slide_ids[i]
+            if sid not in arrays:
+                arrays[sid] = store.features_array(sid)
+            order = np.argsort(rows)
+            block = arrays[sid].get_orthogonal_selection((rows[order], slice(None)))
+            out[r, np.flatnonzero(mask_np[r])[order]] = block
+        return torch.from_numpy(out).to(picked.device)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether tiles are read from zarr at each step (bank too large for memory)."""
+        return self._stream is not None
+
     def conditions(self, idx: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Condition inputs of rows ``idx`` (a fresh tile draw each call)."""
         out: dict[str, torch.Tensor] = {}
-        if self.patches is not None:
+        if self.patches is not None or self._stream is not None:
             out["patches"], out["patch_mask"] = self.draw_patches(idx, generator)
         if self.text is not None:
             out["text"], out["text_mask"] = self.text[idx], self.text_mask[idx]
