@@ -46,7 +46,7 @@ def _tiny(tmp_path: Path, n: int = 48, genes: int = 30) -> Path:
 FAST = ["--epochs", "1", "--n-runs", "1", "--classifiers", "logreg", "--labels", "disease_type", "--threads", "1", "--k", "5"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # 8 s on an idle 2-core CPU, ~50 s when the cores are shared (load ~8)
 def test_table1_and_table2_smoke(tmp_path):
     import table1
     import table2
@@ -113,7 +113,6 @@ def test_data_tcga_skips_without_shared_data(tmp_path):
     assert "skipped" in msgs[0] and not (tmp_path / "x.h5ad").exists()
 
 
-@pytest.mark.slow
 def test_data_tcga_real_cases(shared_data, tmp_path):
     import data_tcga
 
