@@ -87,7 +87,7 @@ def write_descriptions(adata, exclude_hint: list[str] | None = None) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gg.pp.clinical_to_text(records, labels=labels)
-    leaks = [str(w.message) for w in caught if issubclass(w.category, gg.pp._clinical.LabelLeakWarning)]
+    leaks = [str(w.message) for w in caught if issubclass(w.category, gg.pp.LabelLeakWarning)]
     flagged: list[str] = []
     for msg in leaks:
         m = re.search(r"exclude=\[([^\]]*)\]", msg)
@@ -95,7 +95,7 @@ def write_descriptions(adata, exclude_hint: list[str] | None = None) -> dict:
             flagged += [s.strip().strip("'\"") for s in m.group(1).split(",") if s.strip()]
     exclude = sorted(set(flagged) | set(exclude_hint or []))
     with warnings.catch_warnings():
-        warnings.simplefilter("error", gg.pp._clinical.LabelLeakWarning)
+        warnings.simplefilter("error", gg.pp.LabelLeakWarning)
         texts = gg.pp.clinical_to_text(records, exclude=exclude or None, labels=labels)
     adata.obs["text"] = texts.astype(str).to_numpy()
     return {"leak_warnings_first_pass": leaks, "excluded_fields": exclude}

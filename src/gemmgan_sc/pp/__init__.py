@@ -4,5 +4,6 @@ Every function takes ``adata`` first, writes new keys (``key_added``) and record
 in ``adata.uns``.
 """
 # Each line below imports one module's public functions.
+from ._clinical import LabelLeakWarning
 from ._text import clinical_to_text, embed_text
 from ._slides import detect_tissue, tile_slides, embed_tiles
