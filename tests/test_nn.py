@@ -123,3 +123,26 @@ def test_bank_with_an_empty_slide_last():
     bank = ConditionBank(patches=np.ones((15, 4), np.float16), offsets=[0, 5, 15], counts=[5, 10, 0], n_patches=6)
     feats, mask = bank.draw_patches(torch.arange(3))
     assert mask.sum(1).tolist() == [5, 6, 0] and feats.shape == (3, 6, 4)
+
+
+@pytest.mark.parametrize("mode,variant", list(itertools.product(CONDITIONING_MODES, FUSION_VARIANTS)))
+def test_no_mask_equals_all_true_mask(mode, variant):
+    # the bank passes mask=None when no draw can be padded: same condition as an all-True mask, without mask work
+    torch.manual_seed(0)
+    fusion = ConditionFusion(12, 10, d_model=8, n_heads=2, d_ff=16, conditioning=mode, variant=variant).eval()
+    patches, _, text, _ = _inputs()
+    full_p, full_t = torch.ones(3, 5, dtype=torch.bool), torch.ones(3, 7, dtype=torch.bool)
+    torch.testing.assert_close(fusion(patches, None, text, None), fusion(patches, full_p, text, full_t),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_bank_drops_masks_only_when_nothing_can_be_padded():
+    full = ConditionBank(patches=np.ones((20, 2), np.float16), offsets=[0, 10], counts=[10, 10], n_patches=4,
+                         text=np.ones((2, 3, 2)), text_mask=np.ones((2, 3), bool))
+    cond = full.conditions(torch.tensor([0, 1]))
+    assert cond["patch_mask"] is None and cond["text_mask"] is None
+    short = ConditionBank(patches=np.ones((13, 2), np.float16), offsets=[0, 10], counts=[10, 3], n_patches=4,
+                          text=np.ones((2, 3, 2)), text_mask=np.array([[1, 1, 0], [1, 1, 1]], bool))
+    cond = short.conditions(torch.tensor([0, 1]))
+    assert cond["patch_mask"] is not None and cond["patch_mask"].sum().item() == 7
+    assert cond["text_mask"] is not None

@@ -144,11 +144,12 @@ class ConditionFusion(nn.Module):
         patches
             B x N x patch_dim tile embeddings (any float dtype; computed in the module's dtype).
         patch_mask
-            B x N, True for real tiles (padding of slides with fewer than N tiles is False).
+            B x N, True for real tiles (padding of slides with fewer than N tiles is False). ``None`` means every
+            tile is real: the attention then runs without masks (faster, same result).
         text
             B x M x text_dim token embeddings, CLS first.
         text_mask
-            B x M, True for real tokens.
+            B x M, True for real tokens; ``None`` means no padding.
         """
         mode = self.conditioning
         dtype = next(self.parameters()).dtype
@@ -156,18 +157,17 @@ class ConditionFusion(nn.Module):
             if patches is None:
                 raise ValueError(f"conditioning={mode!r} needs patch embeddings.")
             patches = patches.to(dtype)
-            if patch_mask is None:
-                patch_mask = torch.ones(patches.shape[:2], dtype=torch.bool, device=patches.device)
         if self.uses_text:
             if text is None:
                 raise ValueError(f"conditioning={mode!r} needs text token embeddings.")
             text = text.to(dtype)
-            if text_mask is None:
-                text_mask = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)
+        text_pad = None if text_mask is None else ~text_mask
 
         if mode == "text_cls":
             return self.text_head(text[:, 0])
         if mode == "mean_image":
+            if patch_mask is None:
+                return self.image_head(patches.mean(1))
             w = patch_mask.to(dtype).unsqueeze(-1)
             return self.image_head((patches * w).sum(1) / w.sum(1).clamp_min(1.0))
 
@@ -179,8 +179,8 @@ class ConditionFusion(nn.Module):
             x = self.film(x, text_tok[:, 0])
         b = x.shape[0]
         x = torch.cat([self.patch_cls.expand(b, -1, -1).to(dtype), x], dim=1)
-        keep = torch.cat([patch_mask.new_ones(b, 1), patch_mask], dim=1)
-        x = self.transformer(x, src_key_padding_mask=~keep)
+        keep = None if patch_mask is None else torch.cat([patch_mask.new_ones(b, 1), patch_mask], dim=1)
+        x = self.transformer(x, src_key_padding_mask=None if keep is None else ~keep)
         patch_cls_out = x[:, 0]
 
         if mode == "patch_transformer":
@@ -189,16 +189,21 @@ class ConditionFusion(nn.Module):
             return patch_cls_out + text_tok[:, 0]
         text_query = text_tok[:, :1]
         if self.variant == "paper":
-            # a slide without tiles (no tissue) has nothing to attend to: give it e_img = 0 instead of NaN
-            empty = ~patch_mask.any(dim=1)
-            attend = patch_mask.clone()
-            attend[:, 0] |= empty
-            e_img, _ = self.text_to_patch(text_query, x[:, 1:], x[:, 1:], key_padding_mask=~attend, need_weights=False)
-            e_img = e_img.masked_fill(empty[:, None, None], 0.0)
-            e_text, _ = self.patch_to_text(x[:, :1], text_tok, text_tok, key_padding_mask=~text_mask, need_weights=False)
+            if patch_mask is None:
+                e_img, _ = self.text_to_patch(text_query, x[:, 1:], x[:, 1:], need_weights=False)
+            else:
+                # a slide without tiles (no tissue) has nothing to attend to: give it e_img = 0 instead of NaN
+                empty = ~patch_mask.any(dim=1)
+                attend = patch_mask.clone()
+                attend[:, 0] |= empty
+                e_img, _ = self.text_to_patch(text_query, x[:, 1:], x[:, 1:], key_padding_mask=~attend,
+                                              need_weights=False)
+                e_img = e_img.masked_fill(empty[:, None, None], 0.0)
+            e_text, _ = self.patch_to_text(x[:, :1], text_tok, text_tok, key_padding_mask=text_pad, need_weights=False)
         else:
-            e_img, _ = self.text_to_patch(text_query, x, x, key_padding_mask=~keep, need_weights=False)
-            e_text, _ = self.patch_to_text(e_img, text_tok, text_tok, key_padding_mask=~text_mask, need_weights=False)
+            e_img, _ = self.text_to_patch(text_query, x, x, key_padding_mask=None if keep is None else ~keep,
+                                          need_weights=False)
+            e_text, _ = self.patch_to_text(e_img, text_tok, text_tok, key_padding_mask=text_pad, need_weights=False)
         return (e_img + e_text).squeeze(1)
 
     def from_conditions(self, cond: dict[str, torch.Tensor]) -> torch.Tensor:

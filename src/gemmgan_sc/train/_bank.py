@@ -79,8 +79,13 @@ class ConditionBank(nn.Module):
             if self.offsets is None or self.counts is None:
                 raise ValueError("ConditionBank: patches need offsets and counts per row.")
             self.max_tiles = int(self.counts.max())
+            # every slide has >= N tiles: no draw is ever padded, so the fusion can skip its masks (known once, on
+            # the host: no device sync per step)
+            self.patches_always_full = int(self.counts.min()) >= self.n_patches
         else:
             self.max_tiles = 0
+            self.patches_always_full = False
+        self.text_always_full = self.text is not None and bool(self.text_mask.all())
 
     def draw_patches(
         self, idx: torch.Tensor, generator: torch.Generator | None = None
@@ -137,9 +142,11 @@ class ConditionBank(nn.Module):
         """Condition inputs of rows ``idx`` (a fresh tile draw each call)."""
         out: dict[str, torch.Tensor] = {}
         if self.patches is not None or self._stream is not None:
-            out["patches"], out["patch_mask"] = self.draw_patches(idx, generator)
+            out["patches"], mask = self.draw_patches(idx, generator)
+            out["patch_mask"] = None if self.patches_always_full else mask
         if self.text is not None:
-            out["text"], out["text_mask"] = self.text[idx], self.text_mask[idx]
+            out["text"] = self.text[idx]
+            out["text_mask"] = None if self.text_always_full else self.text_mask[idx]
         if self.labels is not None:
             out["labels"] = self.labels[idx]
         return out
