@@ -197,7 +197,7 @@ class AnnDataRegistry:
                 f"adata.obsm[{key!r}] has width {shape[2]}, but the model was set up with {self.text_dim}-d text "
                 "embeddings: embed the text with the same encoder."
             )
-        if not np.isfinite(np.asarray(tokens, dtype=np.float32)).all():
+        if not _all_finite(tokens):
             raise ValueError(f"adata.obsm[{key!r}] contains NaN or inf values.")
         if mask_key is not None:
             if mask_key not in adata.obsm:
@@ -252,6 +252,13 @@ def _check_anndata(adata) -> None:
             raise ValueError(
                 f"Duplicated {axis}_names, e.g. {dup}: call adata.{axis}_names_make_unique() first."
             )
+
+
+def _all_finite(array, rows: int = 256) -> bool:
+    """Whether every value is finite, checked a block of rows at a time in the array's own dtype (token embeddings
+    of a large cohort are gigabytes: no float32 copy, no full-size boolean temporary)."""
+    array = np.asarray(array)
+    return all(np.isfinite(array[i : i + rows]).all() for i in range(0, array.shape[0], rows))
 
 
 def get_expression(adata, layer: str | None) -> np.ndarray:
