@@ -1,13 +1,22 @@
-"""Torch modules only (no AnnData): FiLM, the fusion network, generator, critic, gradient penalty, VAE parts."""
+"""Torch modules only (no AnnData): FiLM, the fusion network and its Transformer, generator, critic, gradient penalty,
+VAE parts, fast CPU dropout and attention."""
 
+from ._attention import attention
+from ._dropout import dropout_multiplier, fast_dropout
 from ._film import FiLM
 from ._fusion import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, resolve_conditioning
 from ._labels import LabelEmbedding
 from ._vae import VAE, vae_loss
 from ._mlp import Critic, Generator, gradient_penalty, mlp
+from ._transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "FiLM",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "attention",
+    "fast_dropout",
+    "dropout_multiplier",
     "ConditionFusion",
     "CONDITIONING_MODES",
     "FUSION_VARIANTS",

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ._film import FiLM
+from ._transformer import TransformerEncoder, TransformerEncoderLayer
 
 CONDITIONING_MODES = ("full", "mean_image", "text_cls", "patch_transformer", "film", "cross_attention")
 FUSION_VARIANTS = ("paper", "authors_code")
@@ -58,6 +59,10 @@ class ConditionFusion(nn.Module):
     [patch CLS, patches] giving ``e_img``, which then attends over the text tokens giving ``e_text``; condition
     ``e_img + e_text``.
 
+    The Transformer is :class:`gemmgan_sc.nn.TransformerEncoder` (same maths and parameter names as
+    ``torch.nn.TransformerEncoder``, with a fast CPU dropout); ``torch_layers=True`` builds torch's own layers
+    instead (the reference the benchmarks compare against). Both initialise identically under the same seed.
+
     Ablations (``conditioning``, the paper's Table 2):
 
     ``"mean_image"``
@@ -93,6 +98,7 @@ class ConditionFusion(nn.Module):
         dropout: float = 0.1,
         conditioning: str = "full",
         variant: str = "paper",
+        torch_layers: bool = False,
     ) -> None:
         super().__init__()
         if variant not in FUSION_VARIANTS:
@@ -115,10 +121,13 @@ class ConditionFusion(nn.Module):
             self.patch_proj = nn.Linear(patch_dim, d_model)
             self.patch_cls = nn.Parameter(torch.empty(1, 1, d_model))
             nn.init.trunc_normal_(self.patch_cls, std=0.02)
-            layer = nn.TransformerEncoderLayer(
-                d_model, n_heads, dim_feedforward=d_ff, dropout=dropout, activation="relu", batch_first=True
-            )
-            self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+            if torch_layers:
+                layer = nn.TransformerEncoderLayer(
+                    d_model, n_heads, dim_feedforward=d_ff, dropout=dropout, activation="relu", batch_first=True
+                )
+                self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+            else:
+                self.transformer = TransformerEncoder(TransformerEncoderLayer(d_model, n_heads, d_ff, dropout), n_layers)
         if self.uses_text and mode != "text_cls":
             self.text_proj = nn.Linear(text_dim, d_model)
         if self.uses_film:

@@ -184,7 +184,9 @@ class WGANGPPlan(ResumablePlan):
         opt_c, opt_g = self.optimizers()
         net = self.networks
         x = self.bank.x[idx]
-        cond = self.bank.conditions(idx)
+        # float16 patches and tokens converted once per step, not in each of the n_critic + 2 fusion passes
+        cond = {k: v.to(x.dtype) if v is not None and v.is_floating_point() else v
+                for k, v in self.bank.conditions(idx).items()}
         # The generator's weights do not change during the critic updates, so its condition is computed once per
         # batch, with its graph kept for the generator update; the critic updates use a detached copy.
         gen_cond_graph = net.gen_cond(cond)

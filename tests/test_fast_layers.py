@@ -1,0 +1,177 @@
+"""Fast CPU dropout, blocked attention and the Transformer encoder that uses them."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gemmgan_sc.nn import ConditionFusion
+from gemmgan_sc.nn._attention import _BlockedDropoutAttention, attention
+from gemmgan_sc.nn._dropout import dropout_multiplier, fast_dropout
+from gemmgan_sc.nn._transformer import TransformerEncoder, TransformerEncoderLayer
+
+
+# ------------------------------------------------------------------ dropout
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_multiplier_rate_and_scale(p):
+    torch.manual_seed(0)
+    keep = dropout_multiplier((400, 500), p)
+    dropped = (keep == 0).float().mean().item()
+    assert abs(dropped - p) < 0.005
+    values = keep.unique()
+    assert len(values) == 2 and values[0] == 0
+    assert abs(values[1].item() - 1 / (1 - p)) < 1e-3
+    assert abs(keep.mean().item() - 1.0) < 0.01  # expectation preserved
+
+
+def test_dropout_multiplier_follows_torch_seed_and_shape():
+    torch.manual_seed(3)
+    a = dropout_multiplier((7, 11, 13), 0.2, torch.float64)
+    torch.manual_seed(3)
+    b = dropout_multiplier((7, 11, 13), 0.2, torch.float64)
+    c = dropout_multiplier((7, 11, 13), 0.2, torch.float64)
+    assert a.shape == (7, 11, 13) and a.dtype == torch.float64
+    assert torch.equal(a, b)
+    assert not torch.equal(b, c)
+
+
+def test_dropout_multiplier_is_not_correlated_across_positions():
+    torch.manual_seed(0)
+    keep = (dropout_multiplier((200_000,), 0.5) > 0).float()
+    # neighbours share 64-bit words: their drops must still be independent
+    assert abs((keep[:-1] * keep[1:]).mean().item() - 0.25) < 0.01
+    assert abs((keep[::4] * keep[1::4]).mean().item() - 0.25) < 0.01
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+def test_dropout_multiplier_rejects_bad_probability(p):
+    with pytest.raises(ValueError, match="dropout probability"):
+        dropout_multiplier((3,), p)
+
+
+def test_fast_dropout_training_eval_and_gradient():
+    x = torch.randn(50, 40, requires_grad=True)
+    assert fast_dropout(x, 0.3, training=False) is x
+    assert fast_dropout(x, 0.0) is x
+    torch.manual_seed(1)
+    y = fast_dropout(x, 0.3)
+    kept = y != 0
+    assert 0.6 < kept.float().mean().item() < 0.8
+    assert torch.allclose(y[kept], x[kept] / (1 - 0.3), atol=1e-4)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(grad == 0, ~kept)
+
+
+# ---------------------------------------------------------------- attention
+def _reference(q, k, v, key_pad, keep):
+    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    if key_pad is not None:
+        scores = scores.masked_fill(key_pad[:, None, :], float("-inf"))
+    return (scores.softmax(-1) * keep) @ v
+
+
+@pytest.mark.parametrize("block", [1, 4, 100])
+@pytest.mark.parametrize("padded", [False, True])
+def test_blocked_attention_matches_reference_forward_and_backward(block, padded):
+    torch.manual_seed(0)
+    g, length, d = 6, 9, 4
+    q, k, v = (torch.randn(g, length, d, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    key_pad = None
+    if padded:
+        key_pad = torch.zeros(g, length, dtype=torch.bool)
+        key_pad[0, 5:] = True
+        key_pad[3, 1:] = True
+    keep = dropout_multiplier((g, length, length), 0.3, torch.float64)
+    mine = _BlockedDropoutAttention.apply(q, k, v, key_pad, keep, block)
+    ref = _reference(q, k, v, key_pad, keep)
+    assert torch.allclose(mine, ref, atol=1e-12)
+    upstream = torch.randn_like(ref)
+    grads_mine = torch.autograd.grad(mine, (q, k, v), upstream)
+    grads_ref = torch.autograd.grad(ref, (q, k, v), upstream)
+    for a, b in zip(grads_mine, grads_ref):
+        assert torch.allclose(a, b, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda *t: _BlockedDropoutAttention.apply(*t, key_pad, keep, block), (q, k, v))
+
+
+def test_attention_without_dropout_is_sdpa():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 6, 8) for _ in range(3))
+    pad = torch.zeros(2, 6, dtype=torch.bool)
+    pad[1, 4:] = True
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=~pad[:, None, None, :])
+    assert torch.allclose(attention(q, k, v, pad, 0.0), expected, atol=1e-6)
+
+
+def test_attention_with_dropout_is_unbiased():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 5, 4, dtype=torch.float64) for _ in range(3))
+    mean = torch.stack([attention(q, k, v, None, 0.5) for _ in range(4000)]).mean(0)
+    expected = attention(q, k, v, None, 0.0)
+    assert torch.allclose(mean, expected, atol=0.08)
+    assert not torch.allclose(attention(q, k, v, None, 0.5), expected, atol=1e-3)
+
+
+# -------------------------------------------------------------- transformer
+def _pair(dropout=0.1, n_layers=2):
+    torch.manual_seed(0)
+    ref = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(16, 4, 32, dropout, activation="relu", batch_first=True),
+        n_layers, enable_nested_tensor=False,
+    )
+    torch.manual_seed(0)
+    mine = TransformerEncoder(TransformerEncoderLayer(16, 4, 32, dropout), n_layers)
+    return ref, mine
+
+
+def test_encoder_matches_torch_encoder_in_eval_and_shares_state_dict():
+    ref, mine = _pair()
+    assert ref.state_dict().keys() == mine.state_dict().keys()
+    for key, value in ref.state_dict().items():
+        assert torch.equal(value, mine.state_dict()[key]), key  # same initialisation under the same seed
+    ref.eval(), mine.eval()
+    x = torch.randn(3, 7, 16)
+    pad = torch.zeros(3, 7, dtype=torch.bool)
+    pad[1, 4:] = True
+    with torch.no_grad():
+        for mask in (None, pad):
+            assert torch.allclose(ref(x, src_key_padding_mask=mask), mine(x, src_key_padding_mask=mask), atol=1e-5)
+
+
+def test_encoder_training_without_dropout_matches_torch_gradients():
+    ref, mine = _pair(dropout=0.0)
+    x = torch.randn(3, 7, 16)
+    ref(x).square().sum().backward()
+    mine(x).square().sum().backward()
+    for (name, a), (_, b) in zip(ref.named_parameters(), mine.named_parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-4), name
+
+
+def test_encoder_training_drops_and_is_seeded():
+    _, mine = _pair(dropout=0.3)
+    x = torch.randn(3, 7, 16)
+    torch.manual_seed(5)
+    a = mine(x)
+    torch.manual_seed(5)
+    b = mine(x)
+    mine.eval()
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, mine(x), atol=1e-3)
+
+
+def test_layer_rejects_heads_not_dividing_width():
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerEncoderLayer(10, 4, 16)
+
+
+def test_fusion_torch_layers_flag_interchangeable_weights():
+    torch.manual_seed(0)
+    ref = ConditionFusion(32, 16, d_model=16, n_heads=4, d_ff=32, torch_layers=True)
+    torch.manual_seed(0)
+    mine = ConditionFusion(32, 16, d_model=16, n_heads=4, d_ff=32)
+    assert isinstance(mine.transformer, TransformerEncoder)
+    mine.load_state_dict(ref.state_dict())  # strict: same keys
+    ref.eval(), mine.eval()
+    patches, text = torch.randn(3, 5, 32), torch.randn(3, 6, 16)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[2, 3:] = False
+    with torch.no_grad():
+        assert torch.allclose(ref(patches, mask, text, None), mine(patches, mask, text, None), atol=1e-5)
