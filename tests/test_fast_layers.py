@@ -162,11 +162,12 @@ def test_layer_rejects_heads_not_dividing_width():
         TransformerEncoderLayer(10, 4, 16)
 
 
-def test_fusion_torch_layers_flag_interchangeable_weights():
+@pytest.mark.parametrize("variant", ["paper", "authors_code"])
+def test_fusion_torch_layers_flag_interchangeable_weights(variant):
     torch.manual_seed(0)
-    ref = ConditionFusion(32, 16, d_model=16, n_heads=4, d_ff=32, torch_layers=True)
+    ref = ConditionFusion(32, 16, d_model=16, n_heads=4, d_ff=32, torch_layers=True, variant=variant)
     torch.manual_seed(0)
-    mine = ConditionFusion(32, 16, d_model=16, n_heads=4, d_ff=32)
+    mine = ConditionFusion(32, 16, d_model=16, n_heads=4, d_ff=32, variant=variant)
     assert isinstance(mine.transformer, TransformerEncoder)
     mine.load_state_dict(ref.state_dict())  # strict: same keys
     ref.eval(), mine.eval()
@@ -175,3 +176,31 @@ def test_fusion_torch_layers_flag_interchangeable_weights():
     mask[2, 3:] = False
     with torch.no_grad():
         assert torch.allclose(ref(patches, mask, text, None), mine(patches, mask, text, None), atol=1e-5)
+
+
+@pytest.mark.parametrize("n_query", [1, 3])
+@pytest.mark.parametrize("padded", [False, True])
+def test_cross_attention_matches_torch_module(n_query, padded):
+    from gemmgan_sc.nn import cross_attention
+
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(16, 4, batch_first=True)
+    q, kv = torch.randn(3, n_query, 16, requires_grad=True), torch.randn(3, 9, 16, requires_grad=True)
+    pad = None
+    if padded:
+        pad = torch.zeros(3, 9, dtype=torch.bool)
+        pad[0, 4:] = True
+    mine = cross_attention(mha, q, kv, pad)
+    ref = mha(q, kv, kv, key_padding_mask=pad, need_weights=False)[0]
+    assert torch.allclose(mine, ref, atol=1e-5)
+    g_mine = torch.autograd.grad(mine.square().sum(), (q, kv, mha.in_proj_weight))
+    g_ref = torch.autograd.grad(ref.square().sum(), (q, kv, mha.in_proj_weight))
+    for a, b in zip(g_mine, g_ref):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_cross_attention_rejects_sequence_first_module():
+    from gemmgan_sc.nn import cross_attention
+
+    with pytest.raises(ValueError, match="batch_first"):
+        cross_attention(torch.nn.MultiheadAttention(8, 2), torch.randn(2, 1, 8), torch.randn(2, 3, 8))

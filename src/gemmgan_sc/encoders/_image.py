@@ -90,9 +90,14 @@ class ImageEncoder:
         self.std = None if std is None else tuple(float(v) for v in std)
         self.device = "cpu"
         if _is_module(fn):
+            import torch
+
             fn.eval()
             for p in fn.parameters():
                 p.requires_grad_(False)
+            # channels-last convolutions (the patch embedding of a ViT, every layer of a CNN) run faster on
+            # oneDNN and on tensor cores; the layout does not change the result
+            fn.to(memory_format=torch.channels_last)
 
     @property
     def is_torch(self) -> bool:
@@ -135,6 +140,8 @@ class ImageEncoder:
                 f"{self.name}: expected a float tensor B x 3 x H x W, got "
                 f"{type(batch).__name__} {tuple(getattr(batch, 'shape', ()))}."
             )
+        if self.is_torch:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             out = self.fn(batch)
         if isinstance(out, (tuple, list)):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._attention import cross_attention
 from ._film import FiLM
 from ._transformer import TransformerEncoder, TransformerEncoderLayer
 
@@ -60,7 +61,8 @@ class ConditionFusion(nn.Module):
     ``e_img + e_text``.
 
     The Transformer is :class:`gemmgan_sc.nn.TransformerEncoder` (same maths and parameter names as
-    ``torch.nn.TransformerEncoder``, with a fast CPU dropout); ``torch_layers=True`` builds torch's own layers
+    ``torch.nn.TransformerEncoder``, with a fast CPU dropout) and the cross attention runs through
+    :func:`gemmgan_sc.nn.cross_attention`; ``torch_layers=True`` runs torch's own layers and attention modules
     instead (the reference the benchmarks compare against). Both initialise identically under the same seed.
 
     Ablations (``conditioning``, the paper's Table 2):
@@ -106,6 +108,7 @@ class ConditionFusion(nn.Module):
         self.conditioning = resolve_conditioning(conditioning, patch_dim is not None, text_dim is not None)
         self.variant = variant
         self.d_model = d_model
+        self.torch_layers = bool(torch_layers)
         mode = self.conditioning
         self.uses_image = mode != "text_cls"
         self.uses_text = mode not in ("mean_image", "patch_transformer")
@@ -199,21 +202,24 @@ class ConditionFusion(nn.Module):
         text_query = text_tok[:, :1]
         if self.variant == "paper":
             if patch_mask is None:
-                e_img, _ = self.text_to_patch(text_query, x[:, 1:], x[:, 1:], need_weights=False)
+                e_img = self._cross(self.text_to_patch, text_query, x[:, 1:])
             else:
                 # a slide without tiles (no tissue) has nothing to attend to: give it e_img = 0 instead of NaN
                 empty = ~patch_mask.any(dim=1)
                 attend = patch_mask.clone()
                 attend[:, 0] |= empty
-                e_img, _ = self.text_to_patch(text_query, x[:, 1:], x[:, 1:], key_padding_mask=~attend,
-                                              need_weights=False)
+                e_img = self._cross(self.text_to_patch, text_query, x[:, 1:], ~attend)
                 e_img = e_img.masked_fill(empty[:, None, None], 0.0)
-            e_text, _ = self.patch_to_text(x[:, :1], text_tok, text_tok, key_padding_mask=text_pad, need_weights=False)
+            e_text = self._cross(self.patch_to_text, x[:, :1], text_tok, text_pad)
         else:
-            e_img, _ = self.text_to_patch(text_query, x, x, key_padding_mask=None if keep is None else ~keep,
-                                          need_weights=False)
-            e_text, _ = self.patch_to_text(e_img, text_tok, text_tok, key_padding_mask=text_pad, need_weights=False)
+            e_img = self._cross(self.text_to_patch, text_query, x, None if keep is None else ~keep)
+            e_text = self._cross(self.patch_to_text, e_img, text_tok, text_pad)
         return (e_img + e_text).squeeze(1)
+
+    def _cross(self, mha: nn.MultiheadAttention, query, kv, key_padding_mask=None) -> torch.Tensor:
+        if self.torch_layers:
+            return mha(query, kv, kv, key_padding_mask=key_padding_mask, need_weights=False)[0]
+        return cross_attention(mha, query, kv, key_padding_mask)
 
     def from_conditions(self, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """Fuse the inputs of a :class:`gemmgan_sc.train.ConditionBank` batch."""
