@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from gemmgan_sc.nn import ConditionFusion
-from gemmgan_sc.nn._attention import _BlockedDropoutAttention, attention
+from gemmgan_sc.nn._attention import _BlockedSelfAttention, self_attention
 from gemmgan_sc.nn._dropout import dropout_multiplier, fast_dropout
 from gemmgan_sc.nn._transformer import TransformerEncoder, TransformerEncoderLayer
 
@@ -62,52 +62,62 @@ def test_fast_dropout_training_eval_and_gradient():
 
 
 # ---------------------------------------------------------------- attention
-def _reference(q, k, v, key_pad, keep):
-    scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+def _reference(qkv, n_heads, key_pad, keep):
+    b, length, three_d = qkv.shape
+    d = three_d // 3
+    q, k, v = qkv.view(b, length, 3, n_heads, d // n_heads).permute(2, 0, 3, 1, 4)
+    scores = q @ k.transpose(-1, -2) / (d // n_heads) ** 0.5
     if key_pad is not None:
-        scores = scores.masked_fill(key_pad[:, None, :], float("-inf"))
-    return (scores.softmax(-1) * keep) @ v
+        scores = scores.masked_fill(key_pad[:, None, None, :], float("-inf"))
+    out = (scores.softmax(-1) * keep) @ v
+    return out.transpose(1, 2).reshape(b, length, d)
 
 
-@pytest.mark.parametrize("block", [1, 4, 100])
+@pytest.mark.parametrize("block", [1, 2, 100])
 @pytest.mark.parametrize("padded", [False, True])
-def test_blocked_attention_matches_reference_forward_and_backward(block, padded):
+def test_blocked_self_attention_matches_reference_forward_and_backward(block, padded):
     torch.manual_seed(0)
-    g, length, d = 6, 9, 4
-    q, k, v = (torch.randn(g, length, d, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    b, length, h, d_head = 5, 9, 2, 4
+    qkv = torch.randn(b, length, 3 * h * d_head, dtype=torch.float64, requires_grad=True)
     key_pad = None
     if padded:
-        key_pad = torch.zeros(g, length, dtype=torch.bool)
+        key_pad = torch.zeros(b, length, dtype=torch.bool)
         key_pad[0, 5:] = True
         key_pad[3, 1:] = True
-    keep = dropout_multiplier((g, length, length), 0.3, torch.float64)
-    mine = _BlockedDropoutAttention.apply(q, k, v, key_pad, keep, block)
-    ref = _reference(q, k, v, key_pad, keep)
+    keep = dropout_multiplier((b, h, length, length), 0.3, torch.float64)
+    mine = _BlockedSelfAttention.apply(qkv, key_pad, keep, h, block)
+    ref = _reference(qkv, h, key_pad, keep)
     assert torch.allclose(mine, ref, atol=1e-12)
     upstream = torch.randn_like(ref)
-    grads_mine = torch.autograd.grad(mine, (q, k, v), upstream)
-    grads_ref = torch.autograd.grad(ref, (q, k, v), upstream)
-    for a, b in zip(grads_mine, grads_ref):
-        assert torch.allclose(a, b, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda *t: _BlockedDropoutAttention.apply(*t, key_pad, keep, block), (q, k, v))
+    (grad_mine,) = torch.autograd.grad(mine, qkv, upstream)
+    (grad_ref,) = torch.autograd.grad(ref, qkv, upstream)
+    assert torch.allclose(grad_mine, grad_ref, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda t: _BlockedSelfAttention.apply(t, key_pad, keep, h, block), (qkv,))
 
 
-def test_attention_without_dropout_is_sdpa():
+def test_self_attention_without_dropout_is_sdpa():
     torch.manual_seed(0)
-    q, k, v = (torch.randn(2, 4, 6, 8) for _ in range(3))
+    qkv = torch.randn(2, 6, 3 * 8)
     pad = torch.zeros(2, 6, dtype=torch.bool)
     pad[1, 4:] = True
+    q, k, v = qkv.view(2, 6, 3, 2, 4).permute(2, 0, 3, 1, 4)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=~pad[:, None, None, :])
-    assert torch.allclose(attention(q, k, v, pad, 0.0), expected, atol=1e-6)
+    expected = expected.transpose(1, 2).reshape(2, 6, 8)
+    assert torch.allclose(self_attention(qkv, 2, pad, 0.0), expected, atol=1e-6)
 
 
-def test_attention_with_dropout_is_unbiased():
+def test_self_attention_with_dropout_is_unbiased():
     torch.manual_seed(0)
-    q, k, v = (torch.randn(1, 2, 5, 4, dtype=torch.float64) for _ in range(3))
-    mean = torch.stack([attention(q, k, v, None, 0.5) for _ in range(4000)]).mean(0)
-    expected = attention(q, k, v, None, 0.0)
+    qkv = torch.randn(1, 5, 3 * 8, dtype=torch.float64)
+    mean = torch.stack([self_attention(qkv, 2, None, 0.5) for _ in range(4000)]).mean(0)
+    expected = self_attention(qkv, 2, None, 0.0)
     assert torch.allclose(mean, expected, atol=0.08)
-    assert not torch.allclose(attention(q, k, v, None, 0.5), expected, atol=1e-3)
+    assert not torch.allclose(self_attention(qkv, 2, None, 0.5), expected, atol=1e-3)
+
+
+def test_self_attention_rejects_bad_width():
+    with pytest.raises(ValueError, match="n_heads"):
+        self_attention(torch.randn(2, 3, 3 * 10), n_heads=4)
 
 
 # -------------------------------------------------------------- transformer

@@ -187,12 +187,17 @@ def test_streamed_bank_gives_the_same_model_as_the_in_memory_bank(tmp_path, capl
     feats, offsets, counts = ps.bank(ids)
     memory = ConditionBank(patches=feats, offsets=offsets, counts=counts, n_patches=8)
     stream = ConditionBank(stream_from=(ps, ids), n_patches=8)
-    assert stream.streaming and not memory.streaming
+    assert stream.streaming and not memory.streaming and stream.read_threads > 1
     idx = torch.arange(30)
     a = memory.draw_patches(idx, torch.Generator().manual_seed(1))
     b = stream.draw_patches(idx, torch.Generator().manual_seed(1))
     torch.testing.assert_close(a[0], b[0])
     assert torch.equal(a[1], b[1])
+    one_thread = ConditionBank(stream_from=(ps, ids), n_patches=8, read_threads=1)
+    c = one_thread.draw_patches(idx, torch.Generator().manual_seed(1))
+    assert torch.equal(b[0], c[0]) and torch.equal(b[1], c[1])
+    with pytest.raises(ValueError, match="read_threads"):
+        ConditionBank(stream_from=(ps, ids), n_patches=8, read_threads=0)
 
     runs = []
     for limit in (None, 0):  # default (in memory), then force streaming

@@ -1,7 +1,7 @@
 """Torch modules only (no AnnData): FiLM, the fusion network and its Transformer, generator, critic, gradient penalty,
 VAE parts, fast CPU dropout and attention."""
 
-from ._attention import attention, cross_attention
+from ._attention import cross_attention, self_attention
 from ._dropout import dropout_multiplier, fast_dropout
 from ._film import FiLM
 from ._fusion import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, resolve_conditioning
@@ -14,7 +14,7 @@ __all__ = [
     "FiLM",
     "TransformerEncoder",
     "TransformerEncoderLayer",
-    "attention",
+    "self_attention",
     "cross_attention",
     "fast_dropout",
     "dropout_multiplier",

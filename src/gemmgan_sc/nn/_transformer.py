@@ -3,7 +3,7 @@
 Same maths and the same parameter names as ``torch.nn.TransformerEncoder`` over
 ``torch.nn.TransformerEncoderLayer(batch_first=True, norm_first=False, activation="relu")``, so their state dicts
 are interchangeable. Differences are in how it runs: dropout masks come from :func:`fast_dropout`, and attention
-runs :func:`gemmgan_sc.nn._attention.attention` (cache-blocked on the CPU when attention weights are dropped,
+runs :func:`gemmgan_sc.nn.self_attention` (cache-blocked on the CPU when attention weights are dropped,
 ``scaled_dot_product_attention`` otherwise).
 """
 
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._attention import attention
+from ._attention import self_attention
 from ._dropout import fast_dropout
 
 
@@ -44,12 +44,9 @@ class TransformerEncoderLayer(nn.Module):
         self.dropout = float(dropout)
 
     def _attention(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
-        b, length, d = x.shape
-        h = self.n_heads
         qkv = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias)
-        q, k, v = qkv.view(b, length, 3, h, d // h).permute(2, 0, 3, 1, 4)  # each b x h x L x d_head
-        out = attention(q, k, v, key_padding_mask, self.dropout if self.training else 0.0)
-        return self.self_attn.out_proj(out.transpose(1, 2).reshape(b, length, d))
+        out = self_attention(qkv, self.n_heads, key_padding_mask, self.dropout if self.training else 0.0)
+        return self.self_attn.out_proj(out)
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: B x L x d_model; ``key_padding_mask``: B x L, ``True`` for padding (keys not attended)."""

@@ -8,6 +8,9 @@ and no host-device copy.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 from torch import nn
@@ -33,6 +36,9 @@ class ConditionBank(nn.Module):
         ``patches``/``offsets``/``counts``: for banks that do not fit in memory. Each step then reads only the drawn
         tiles from zarr (host reads and one copy to the device per step: slower, but bounded memory). The draw is the
         same as in memory, so both modes give the same tiles for the same random state.
+    read_threads
+        Threads reading the rows of a streamed batch in parallel (default: twice the CPU count, at most 16; zarr's
+        decompression and the file reads release the GIL). 1 reads one row after another.
     """
 
     def __init__(
@@ -46,8 +52,15 @@ class ConditionBank(nn.Module):
         labels: np.ndarray | None = None,
         n_patches: int = 256,
         stream_from: tuple | None = None,
+        read_threads: int | None = None,
     ) -> None:
         super().__init__()
+        if read_threads is None:
+            read_threads = min(16, 2 * (os.cpu_count() or 1))
+        if isinstance(read_threads, bool) or not isinstance(read_threads, (int, np.integer)) or read_threads < 1:
+            raise ValueError(f"read_threads must be a positive int or None, got {read_threads!r}.")
+        self.read_threads = int(read_threads)
+        self._arrays: dict = {}  # zarr arrays opened by streamed reads, kept open across steps
         self._stream = None
         if stream_from is not None:
             store, slide_ids = stream_from
@@ -120,17 +133,25 @@ class ConditionBank(nn.Module):
         store, slide_ids = self._stream
         picked_np, mask_np = picked.cpu().numpy(), mask.cpu().numpy()
         out = np.zeros(picked_np.shape + (store.dim,), dtype=np.float16)
-        arrays = {}
-        for r, i in enumerate(idx.cpu().tolist()):
+        rows_of = idx.cpu().tolist()
+
+        def read(r: int) -> None:
             rows = picked_np[r][mask_np[r]]
             if len(rows) == 0:
-                continue
-            sid = slide_ids[i]
-            if sid not in arrays:
-                arrays[sid] = store.features_array(sid)
+                return
+            sid = slide_ids[rows_of[r]]
+            array = self._arrays.get(sid)
+            if array is None:
+                array = self._arrays[sid] = store.features_array(sid)
             order = np.argsort(rows)
-            block = arrays[sid].get_orthogonal_selection((rows[order], slice(None)))
-            out[r, np.flatnonzero(mask_np[r])[order]] = block
+            out[r, np.flatnonzero(mask_np[r])[order]] = array.get_orthogonal_selection((rows[order], slice(None)))
+
+        if self.read_threads > 1 and len(rows_of) > 1:
+            with ThreadPoolExecutor(min(self.read_threads, len(rows_of))) as pool:
+                list(pool.map(read, range(len(rows_of))))  # list(): re-raise a worker's error here
+        else:
+            for r in range(len(rows_of)):
+                read(r)
         return torch.from_numpy(out).to(picked.device)
 
     @property
