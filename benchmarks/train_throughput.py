@@ -188,13 +188,15 @@ class StepTimer:
         self.callback = _CB()
 
 
-def run_library(adata, store: str, c: dict, device: str, precision, steps: int, seed: int | None = None) -> dict:
+def run_library(adata, store: str, c: dict, device: str, precision, steps: int, seed: int | None = None,
+                compile: bool = False) -> dict:
     gg.GeMMGAN.setup_anndata(adata, patch_store=store)
     model = gg.GeMMGAN(adata, **{k: c[k] for k in HP_KEYS})
     timer = StepTimer(device)
     start = time.perf_counter()
     model.train(max_epochs=1, batch_size=c["batch"], train_size=1.0, accelerator="gpu" if device.startswith("cuda") else "cpu",
-                devices=1, precision=precision, seed=seed, n_critic=c["n_critic"], callbacks=[timer.callback])
+                devices=1, precision=precision, seed=seed, n_critic=c["n_critic"], callbacks=[timer.callback],
+                compile=compile)
     wall = time.perf_counter() - start
     timed = timer.times[1:][:steps]
     per_step = float(np.mean(timed))
@@ -359,6 +361,7 @@ def main() -> None:
                         help="seed of the library's train() (default None, the library default; a seed on the CPU "
                              "turns on Lightning's deterministic mode)")
     parser.add_argument("--no-flop-counter", action="store_true", help="skip the FlopCounterMode check")
+    parser.add_argument("--compile", action="store_true", help="also time the library with train(compile=True)")
     parser.add_argument("--no-naive-library-layers", action="store_true",
                         help="skip the naive pipeline run with the library's layers")
     parser.add_argument("--out", default=None)
@@ -392,6 +395,11 @@ def main() -> None:
         print(f"matmul {mm_dtype}: best {mm['best'] / 1e9:.1f} GFLOP/s", flush=True)
         lib = run_library(adata, store, c, device, precision, steps, args.seed)
         print(f"library: {lib['seconds_per_step']:.3f} s/step, {lib['samples_per_s']:.2f} samples/s", flush=True)
+        lib_compiled = None
+        if args.compile:
+            lib_compiled = run_library(adata, store, c, device, precision, steps, args.seed, compile=True)
+            print(f"library, compile=True: {lib_compiled['seconds_per_step']:.3f} s/step (first step, with the "
+                  f"compilation: {lib_compiled['step_seconds'][0]:.1f} s)", flush=True)
         naive = run_naive(adata, npy, c, device, precision, steps, args.naive_workers)
         print(f"naive:   {naive['seconds_per_step']:.3f} s/step, {naive['samples_per_s']:.2f} samples/s", flush=True)
         naive_lib = None
@@ -421,6 +429,7 @@ def main() -> None:
         "library": lib,
         "naive": naive,
         "naive_library_layers": naive_lib,
+        "library_compiled": lib_compiled,
         "samples_per_s": lib["samples_per_s"],
         "naive_samples_per_s": naive["samples_per_s"],
         "speedup": lib["samples_per_s"] / naive["samples_per_s"],

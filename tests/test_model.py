@@ -210,3 +210,51 @@ def test_streamed_bank_gives_the_same_model_as_the_in_memory_bank(tmp_path, capl
             gg.settings.max_bank_bytes = None
     assert runs[0][0].equals(runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def test_train_compile_falls_back_to_eager_when_compiling_fails(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from gemmgan_sc.nn import ConditionFusion
+
+    adata, store = make_cohort(tmp_path, n=20, decided_by="image")
+    gg.GeMMGAN.setup_anndata(adata, patch_store=store)
+    with pytest.raises(ValueError, match="compile must be True or False"):
+        gg.GeMMGAN(adata, **SMALL).train(max_epochs=1, compile="yes")
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(ConditionFusion, "compile", broken)
+    logger = logging.getLogger("gemmgan_sc")
+    logger.addHandler(caplog.handler)
+    try:
+        model = gg.GeMMGAN(adata, **SMALL).train(max_epochs=2, batch_size=10, n_critic=1, compile=True, seed=0)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "training runs eagerly" in caplog.text and "no C++ compiler" in caplog.text
+    assert len(model.history) == 2 and model.train_params["compile"] is True
+    eager = gg.GeMMGAN(adata, **SMALL).train(max_epochs=2, batch_size=10, n_critic=1, seed=0)
+    assert not hasattr(model.networks.gen_condition, "_orig_mod")
+    assert set(model.networks.state_dict()) == set(eager.networks.state_dict())
+
+
+@pytest.mark.slow
+def test_train_compile_runs_compiled_networks(tmp_path):
+    import shutil
+
+    import torch
+
+    adata, store = make_cohort(tmp_path, n=20, decided_by="image")
+    gg.GeMMGAN.setup_anndata(adata, patch_store=store)
+    model = gg.GeMMGAN(adata, **SMALL)
+    torch._dynamo.reset()
+    model.train(max_epochs=2, batch_size=10, n_critic=1, compile=True, seed=0)
+    fusion = model.networks.gen_condition
+    # compiled in place when a compiler is available (state-dict keys unchanged either way)
+    assert not any(k.startswith("_orig_mod") for k in model.networks.state_dict())
+    assert len(model.history) == 2 and np.isfinite(model.history["generator_loss"]).all()
+    if shutil.which("g++") or shutil.which("c++"):  # inductor's CPU backend needs a C++ compiler
+        assert fusion._compiled_call_impl is not None
+    synth = model.sample(seed=0)
+    assert np.isfinite(synth.X).all()

@@ -204,6 +204,7 @@ class BaseGenerativeModel:
         checkpoint_dir: str | os.PathLike | None = None,
         checkpoint_every: int = 10,
         resume: bool = False,
+        compile: bool = False,
         **kwargs: Any,
     ) -> "BaseGenerativeModel":
         """Train on the rows of the set-up AnnData (subclasses document their own loss arguments).
@@ -211,8 +212,10 @@ class BaseGenerativeModel:
         A second call continues training the same networks with the same split and normalisation.
         With ``checkpoint_dir``, a checkpoint (weights, optimiser and scheduler states, RNG states, history; safetensors
         + JSON) is written every ``checkpoint_every`` epochs and at the end; ``resume=True`` continues an interrupted
-        run from it, so that the history has ``max_epochs`` epochs in all. Returns the model, so
-        ``model.train(...).sample()`` chains.
+        run from it, so that the history has ``max_epochs`` epochs in all. ``compile=True`` runs the fusion
+        networks through ``torch.compile`` (checked on the training device first; on failure training stays eager
+        with a warning). It pays on GPUs; on the CPU the fast eager layers were faster (benchmarks/README.md).
+        Returns the model, so ``model.train(...).sample()`` chains.
         """
         import lightning.pytorch as pl
         import torch
@@ -233,6 +236,8 @@ class BaseGenerativeModel:
             raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
         if not 0.0 < float(train_size) <= 1.0:
             raise ValueError(f"train_size must be in (0, 1], got {train_size!r}.")
+        if not isinstance(compile, (bool, np.bool_)):
+            raise ValueError(f"compile must be True or False, got {compile!r}.")
         self._validate_train_kwargs(plan_kwargs)
         seed = settings.seed if seed is None else seed
         if seed is not None:
@@ -267,6 +272,7 @@ class BaseGenerativeModel:
         plan.history = self._history
         plan.resume_state = resume_state
         plan.seed = seed
+        plan.compile_networks = bool(compile)
         if checkpoint_dir is not None:
             total = len(self._history) + int(max_epochs)
 
@@ -317,6 +323,7 @@ class BaseGenerativeModel:
         self.train_params = {
             "max_epochs": int(max_epochs), "batch_size": int(batch_size), "train_size": float(train_size),
             "seed": seed, "accelerator": str(accelerator), "precision": None if precision is None else str(precision),
+            "compile": bool(compile),
             **{k: v for k, v in plan_kwargs.items()},
         }
         self.is_trained = True

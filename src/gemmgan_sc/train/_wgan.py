@@ -8,6 +8,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from .._settings import logger
+
 OPTIMIZERS = ("rmsprop", "adam", "adamw")
 
 
@@ -76,10 +78,46 @@ class ResumablePlan(pl.LightningModule):
 
     seed: int | None = None
 
+    compile_networks: bool = False
+
+    def compile_condition_networks(self) -> bool:
+        """``torch.compile`` the fusion networks (the FLOP-heavy part), in place so state-dict keys do not change.
+
+        A smoke forward + backward on two rows of the bank checks the compiled networks on the training device;
+        if compiling or that check fails, the networks are left eager with a warning. Returns whether they run
+        compiled.
+        """
+        from ..nn import ConditionFusion
+
+        targets = [m for m in self.networks.modules() if isinstance(m, ConditionFusion)]
+        if not targets:
+            logger.warning("compile=True: this model has no fusion network to compile; training runs eagerly.")
+            return False
+        bank = getattr(self, "bank", None)
+        try:
+            for module in targets:
+                module.compile()
+            if bank is not None:
+                idx = torch.arange(min(2, bank.n_obs), device=self.device)
+                cond = {k: v.float() if v is not None and v.is_floating_point() else v
+                        for k, v in bank.conditions(idx).items()}
+                for module in targets:
+                    module.from_conditions(cond).sum().backward()
+                    module.zero_grad(set_to_none=True)
+        except Exception as err:  # noqa: BLE001  (any backend failure: fall back to eager)
+            for module in targets:
+                module._compiled_call_impl = None
+            logger.warning("torch.compile of the fusion networks failed (%s: %s); training runs eagerly.",
+                           type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+            return False
+        return True
+
     def on_train_start(self) -> None:
         world = self.trainer.world_size
         if world > 1:  # every process draws its own noise and tiles (the samplers already split the rows)
             torch.manual_seed((0 if self.seed is None else self.seed) * world + self.trainer.global_rank)
+        if self.compile_networks:
+            self.compile_condition_networks()
         if not self.resume_state:
             return
         state = self.resume_state
