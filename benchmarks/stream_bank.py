@@ -48,7 +48,7 @@ def time_draws(bank: ConditionBank, batches: list[torch.Tensor], cold: bool) -> 
     for idx in batches:
         if cold and not drop_page_cache():
             return {"skipped": "cannot drop the page cache (needs root on Linux)"}
-        gen = torch.Generator().manual_seed(int(idx[0]))
+        gen = torch.Generator().manual_seed(int(idx.sum()))
         t0 = time.perf_counter()
         feats, mask = bank.draw_patches(idx, gen)
         times.append(time.perf_counter() - t0)
@@ -85,8 +85,8 @@ def main() -> None:
         patches, offsets, counts = store.bank(ids)
         result["bank_build_s"] = time.perf_counter() - t0
         memory = ConditionBank(patches=patches, offsets=offsets, counts=counts, n_patches=args.n_patches)
-        perm = torch.randperm(args.slides, generator=torch.Generator().manual_seed(0))
-        batches = [perm[i * args.batch : (i + 1) * args.batch] for i in range(args.batches)]
+        gen = torch.Generator().manual_seed(0)
+        batches = [torch.randperm(args.slides, generator=gen)[: args.batch] for _ in range(args.batches)]
         ref = time_draws(memory, batches, cold=False)
         result["in_memory"] = {k: v for k, v in ref.items() if k != "features"}
         print(f"in memory: {ref['mean_s'] * 1e3:.1f} ms per draw", flush=True)
