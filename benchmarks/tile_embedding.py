@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import tempfile
 import time
@@ -124,6 +125,22 @@ def naive_embed(path: str, coords: np.ndarray, enc, tile_size: int = 256) -> flo
     return time.perf_counter() - t
 
 
+def naive_embed_level0(path: str, coords: np.ndarray, enc, size0: int, out_size: int = 256) -> float:
+    """The naive way at a coarser mpp: read each tile at level 0 (``size0`` px) and shrink it to ``out_size``."""
+    import torch
+    from PIL import Image
+
+    reader = open_slide(path)
+    t = time.perf_counter()
+    for x, y in coords:
+        tile = reader.read_region((int(x), int(y)), 0, (size0, size0))
+        tile = np.array(Image.fromarray(tile).resize((out_size, out_size), Image.Resampling.BILINEAR))
+        batch = torch.from_numpy(tile).permute(2, 0, 1)[None]
+        enc(enc.preprocess(batch.to(enc.device)))
+    reader.close()
+    return time.perf_counter() - t
+
+
 def write_big_tiff(path: str, size: int, seed: int = 0) -> None:
     """Pyramidal tiled TIFF (zlib), tissue blobs on white, written strip by strip (low memory)."""
     import tifffile
@@ -174,6 +191,10 @@ def main() -> None:
                     help="memory budget of the naive level-0 mask; above it the naive way runs on a centred "
                          "crop and its time is extrapolated by area (the machine is shared)")
     ap.add_argument("--no-embed", action="store_true", help="tiling only")
+    ap.add_argument("--copies", type=int, default=4, help="copies of each real slide embedded (distinct files)")
+    ap.add_argument("--mpp-edge", type=int, default=8192,
+                    help="edge of the generated 0.5 um/px pyramid embedded at --coarse-mpp (0 = skip)")
+    ap.add_argument("--coarse-mpp", type=float, default=2.0, help="target um/px of the coarse-mpp embedding run")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--vit", default="timm:vit_small_patch16_224")
@@ -237,6 +258,10 @@ def main() -> None:
     # ------------------------------------------------------------- embedding
     # every tile of the real slides given (default: both slides of ../shared/data), one AnnData row per slide
     slides = [p for p in [args.slide, *args.more_slides] if Path(p).is_file()]
+    # copies of the slide files (distinct slides for the pipeline) make a job of several hundred tiles, closer to
+    # real work than two small slides, so that worker start-up is not the whole story
+    slides = [str(shutil.copy(p, tmp / f"{Path(p).stem}-copy{k}{Path(p).suffix}"))
+              for k in range(args.copies) for p in slides]
     emb = ad.AnnData(np.zeros((len(slides), 1), np.float32),
                      obs=pd.DataFrame({"slide_path": slides}, index=[f"r{i}" for i in range(len(slides))]))
     gg.pp.tile_slides(emb, store=tmp / "emb.zarr", overwrite=True)
@@ -244,6 +269,7 @@ def main() -> None:
     jobs = [(path, store.coords(sid)) for path, sid in zip(slides, emb.obs["slide_id"])]
     n_emb = int(sum(len(c) for _, c in jobs))
     results["embedding_slides"] = {Path(p).name: int(len(c)) for p, c in jobs}
+    results["embedding_copies_of_each_slide"] = args.copies
     encoders = [("read-only (mean RGB)", MeanRGB(), 64), ("hed-texture", "hed-texture", 32), (args.vit, args.vit, 32)]
     for label, spec, batch in ([] if args.no_embed else encoders):
         enc = get_image_encoder(spec, device=args.device) if isinstance(spec, str) else get_image_encoder(
@@ -263,6 +289,37 @@ def main() -> None:
               + ", ".join(f"{w} workers {row[f'embed_tiles_workers{w}_tiles_per_s']:.1f} tiles/s "
                           f"({row[f'speedup_workers{w}']:.2f}x)" for w in sorted({0, args.workers})), flush=True)
         results["embedding"][label] = row
+
+    # -------------------------------------------- embedding at a coarser mpp (the level nearest the target)
+    if args.mpp_edge and not args.no_embed:
+        path = str(tmp / "pyramid.tif")
+        write_big_tiff(path, args.mpp_edge)  # 0.5 um/px at level 0, levels downsampled 4, 16, 64
+        coarse = ad.AnnData(np.zeros((1, 1), np.float32), obs=pd.DataFrame({"slide_path": [path]}, index=["r0"]))
+        gg.pp.tile_slides(coarse, store=tmp / "coarse.zarr", overwrite=True, mpp=args.coarse_mpp)
+        cstore = PatchStore(tmp / "coarse.zarr")
+        sid = coarse.obs["slide_id"].iloc[0]
+        coords = cstore.coords(sid)
+        info = cstore.attrs["slides"][sid]
+        entry = {"edge_px": args.mpp_edge, "mpp": args.coarse_mpp, "n_tiles": int(len(coords)),
+                 "library_reads": f"level {info['level']} at {info['read_size']} px",
+                 "naive_reads": f"level 0 at {info['tile_size_level0']} px, resized to 256 px"}
+        for label, spec, batch in (("read-only (mean RGB)", MeanRGB(), 64), ("hed-texture", "hed-texture", 32)):
+            enc = get_image_encoder(spec, device=args.device) if isinstance(spec, str) else get_image_encoder(
+                spec, dim=3, input_size=None, device=args.device)
+            t_naive = naive_embed_level0(path, coords, enc, int(info["tile_size_level0"]))
+            row = {"naive_s": t_naive, "naive_tiles_per_s": len(coords) / t_naive}
+            for w in sorted({0, args.workers}):
+                t = time.perf_counter()
+                gg.pp.embed_tiles(coarse, encoder=enc, batch_size=batch, num_workers=w, overwrite=True,
+                                  device=args.device)
+                dt = time.perf_counter() - t
+                row[f"embed_tiles_workers{w}_tiles_per_s"] = len(coords) / dt
+                row[f"speedup_workers{w}"] = t_naive / dt
+            print(f"mpp {args.coarse_mpp}, {label}: naive {row['naive_tiles_per_s']:.1f} tiles/s, embed_tiles "
+                  + ", ".join(f"{w} workers {row[f'embed_tiles_workers{w}_tiles_per_s']:.1f} tiles/s "
+                              f"({row[f'speedup_workers{w}']:.2f}x)" for w in sorted({0, args.workers})), flush=True)
+            entry[label] = row
+        results["embedding_coarse_mpp"] = entry
 
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results["load_average_at_end"] = os.getloadavg()

@@ -388,6 +388,9 @@ def tile_slides(
 
 
 # ----------------------------------------------------------------------------- embedding
+_WORKER_CHUNK = 8  # tiles a reading worker hands over at a time
+
+
 class _TileDataset:
     """Map-style dataset over (slide, tile) pairs; each worker opens its slides lazily and keeps them open."""
 
@@ -424,9 +427,9 @@ class _TileDataset:
         tile = self.read(i)
         if not tile.flags.writeable or not tile.flags.c_contiguous:
             tile = np.array(tile)
-        tile = torch.from_numpy(tile).permute(2, 0, 1)
+        tile = torch.from_numpy(tile)  # H x W x 3: batches stay channels-last, no transposing copy
         if self.encoder is not None:
-            feats = self.encoder(self.encoder.preprocess(tile[None]))[0].float()
+            feats = self.encoder(self.encoder.preprocess(tile.permute(2, 0, 1)[None]))[0].float()
             return i, feats
         return i, tile
 
@@ -578,34 +581,52 @@ def embed_tiles(
     dataset = _TileDataset(jobs, out_size, encoder=enc if cpu_in_workers else None)
     n_total = len(dataset)
     if n_total:
+        # Workers hand over small chunks so that every worker is busy even on a few hundred tiles (a batch of
+        # batch_size per worker left one worker doing a small job alone); the main process re-batches the
+        # chunks to batch_size tiles for the encoder.
+        chunk = batch_size if num_workers == 0 else max(1, min(batch_size, _WORKER_CHUNK))
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+            dataset, batch_size=chunk, shuffle=False, num_workers=num_workers,
             persistent_workers=False, pin_memory=dev.type == "cuda",
-            prefetch_factor=4 if num_workers > 0 else None,
+            prefetch_factor=max(2, -(-2 * batch_size // (chunk * num_workers))) if num_workers > 0 else None,
         )
         bufs = {j: np.empty((len(job["coords"]), enc.dim), np.float32) for j, job in enumerate(jobs)}
         left = {j: len(job["coords"]) for j, job in enumerate(jobs)}
         autocast_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision or "")
         bar = _progress(total=n_total, desc=f"embedding tiles ({enc.name})", unit="tile")
+
+        def store_features(idx: torch.Tensor, feats: np.ndarray) -> None:
+            for i, row in zip(idx.tolist(), feats):
+                j, t = dataset.index[i]
+                bufs[j][t] = row
+                left[j] -= 1
+                if left[j] == 0:
+                    _write_slide(ps, jobs[j]["sid"], bufs.pop(j))
+            bar.update(len(idx))
+
+        def encode(idx: torch.Tensor, tiles: torch.Tensor) -> None:
+            x = enc.preprocess(tiles.to(dev, non_blocking=True).permute(0, 3, 1, 2))  # channels-last view
+            if autocast_dtype is not None and enc.is_torch:
+                with torch.autocast(device_type=dev.type, dtype=autocast_dtype):
+                    feats = enc(x)
+            else:
+                feats = enc(x)
+            store_features(idx, feats.float().cpu().numpy())
+
+        pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        n_pending = 0
         try:
             for idx, batch in loader:
                 if cpu_in_workers:
-                    feats = batch.numpy()
-                else:
-                    x = enc.preprocess(batch.to(dev, non_blocking=True))
-                    if autocast_dtype is not None and enc.is_torch:
-                        with torch.autocast(device_type=dev.type, dtype=autocast_dtype):
-                            feats = enc(x)
-                    else:
-                        feats = enc(x)
-                    feats = feats.float().cpu().numpy()
-                for i, row in zip(idx.tolist(), feats):
-                    j, t = dataset.index[i]
-                    bufs[j][t] = row
-                    left[j] -= 1
-                    if left[j] == 0:
-                        _write_slide(ps, jobs[j]["sid"], bufs.pop(j))
-                bar.update(len(idx))
+                    store_features(idx, batch.numpy())
+                    continue
+                pending.append((idx, batch))
+                n_pending += len(idx)
+                if n_pending >= batch_size:
+                    encode(torch.cat([p[0] for p in pending]), torch.cat([p[1] for p in pending]))
+                    pending, n_pending = [], 0
+            if pending:
+                encode(torch.cat([p[0] for p in pending]), torch.cat([p[1] for p in pending]))
         finally:
             bar.close()
     ps.update_attrs(desc)
