@@ -63,7 +63,7 @@ if os.environ.get("GEMMGAN_DOCS_OFFLINE", "1") == "1":
     intersphinx_mapping = {}
 
 # --- notebooks ------------------------------------------------------------------------------------
-myst_enable_extensions = ["colon_fence", "dollarmath"]
+myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
 nb_execution_mode = os.environ.get("GEMMGAN_DOCS_EXECUTE", "force")
 # (b) needs the network and gated models, (c) needs minutes of training: shown, not run, in the build
 nb_execution_excludepatterns = ["tutorials/tcga.md", "tutorials/evaluation.md"]
