@@ -192,6 +192,7 @@ def main() -> None:
                          "crop and its time is extrapolated by area (the machine is shared)")
     ap.add_argument("--no-embed", action="store_true", help="tiling only")
     ap.add_argument("--copies", type=int, default=4, help="copies of each real slide embedded (distinct files)")
+    ap.add_argument("--coarse-only", action="store_true", help="only the coarse-mpp embedding run")
     ap.add_argument("--mpp-edge", type=int, default=8192,
                     help="edge of the generated 0.5 um/px pyramid embedded at --coarse-mpp (0 = skip)")
     ap.add_argument("--coarse-mpp", type=float, default=2.0, help="target um/px of the coarse-mpp embedding run")
@@ -271,7 +272,7 @@ def main() -> None:
     results["embedding_slides"] = {Path(p).name: int(len(c)) for p, c in jobs}
     results["embedding_copies_of_each_slide"] = args.copies
     encoders = [("read-only (mean RGB)", MeanRGB(), 64), ("hed-texture", "hed-texture", 32), (args.vit, args.vit, 32)]
-    for label, spec, batch in ([] if args.no_embed else encoders):
+    for label, spec, batch in ([] if args.no_embed or args.coarse_only else encoders):
         enc = get_image_encoder(spec, device=args.device) if isinstance(spec, str) else get_image_encoder(
             spec, dim=3, input_size=None, device=args.device)
         row = {"n_tiles": n_emb, "batch_size": batch, "device": args.device}
