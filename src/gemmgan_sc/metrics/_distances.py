@@ -134,7 +134,8 @@ def knn_scores(
         if block is None:
             block = scorer.block(rows)
         if k < block.shape[1]:
-            part = np.partition(block, k - 1, axis=1)[:, :k]
+            block.partition(k - 1, axis=1)  # in place: the block is ours (np.partition would copy, 0.6 s at 5k x 5k)
+            part = block[:, :k]
         else:
             part = block[:, :k]
         out[rows] = np.sort(part, axis=1)
