@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 
@@ -345,6 +346,35 @@ def test_embed_tiles_writes_features_resumes_and_feeds_setup(tmp_path, monkeypat
     adata.write_h5ad(tmp_path / "a.h5ad")
     back = ad.read_h5ad(tmp_path / "a.h5ad")
     assert back.uns["gemmgan"]["patch_store"] == str((tmp_path / "p.zarr").absolute())
+
+
+def test_embed_tiles_rebatching_of_worker_chunks_keeps_every_row(tmp_path):
+    """Workers hand over chunks of 8 tiles; batches of 5 or 12 straddle chunks (and the last is partial):
+    every tile's features must land in its own row, equal to encoding it alone."""
+    img = _image()
+    img[_truth()] = (np.random.default_rng(1).integers(40, 220, (int(_truth().sum()), 3))).astype(np.uint8)
+    a = _write(tmp_path / "a.tif", "tiff_subifd", img)
+    b = _write(tmp_path / "b.png", "png", img[::-1].copy())
+    adata = _adata([a, b])
+    gg.pp.tile_slides(adata, store=tmp_path / "p.zarr", tile_size=64, tissue_kwargs=NO_CLEANUP)
+    ps = PatchStore(tmp_path / "p.zarr")
+    assert ps.n_tiles("a") > 24  # several chunks per slide
+
+    class Stats(torch.nn.Module):  # per-tile colour means and spreads: any row mix-up changes them
+        def forward(self, x):
+            return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
+
+    enc = gg.encoders.get_image_encoder(Stats(), dim=6, input_size=None, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    gg.pp.embed_tiles(adata, encoder=enc, batch_size=1, num_workers=0)
+    want = {s: ps.features(s) for s in ("a", "b")}
+    for batch_size, workers in ((5, 2), (12, 1), (64, 2)):
+        gg.pp.embed_tiles(adata, encoder=enc, batch_size=batch_size, num_workers=workers, overwrite=True)
+        for s in ("a", "b"):
+            np.testing.assert_allclose(ps.features(s), want[s], rtol=2e-3, atol=1e-3, err_msg=f"{batch_size=} {s=}")
+    # and by hand for one tile
+    x, y = ps.coords("a")[7]
+    tile = torch.from_numpy(np.ascontiguousarray(img[y : y + 64, x : x + 64]))[None].permute(0, 3, 1, 2)
+    np.testing.assert_allclose(ps.features("a")[7], enc(enc.preprocess(tile))[0].numpy(), rtol=2e-3, atol=1e-3)
 
 
 def test_embed_tiles_other_encoder_needs_new_store_or_overwrite(tmp_path):

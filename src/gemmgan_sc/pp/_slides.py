@@ -587,7 +587,7 @@ def embed_tiles(
         chunk = batch_size if num_workers == 0 else max(1, min(batch_size, _WORKER_CHUNK))
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=chunk, shuffle=False, num_workers=num_workers,
-            persistent_workers=False, pin_memory=dev.type == "cuda",
+            persistent_workers=False,  # no pin_memory: chunks are copied into a pinned batch below
             prefetch_factor=max(2, -(-2 * batch_size // (chunk * num_workers))) if num_workers > 0 else None,
         )
         bufs = {j: np.empty((len(job["coords"]), enc.dim), np.float32) for j, job in enumerate(jobs)}
@@ -604,29 +604,50 @@ def embed_tiles(
                     _write_slide(ps, jobs[j]["sid"], bufs.pop(j))
             bar.update(len(idx))
 
+        # Chunks are copied into one reused uint8 batch (pinned for CUDA) and preprocessed into one reused
+        # float batch: fresh 12-50 MB tensors per batch cost more than the copies (allocation and first touch)
+        staging = float_buf = None
+        staging_idx = torch.empty(batch_size, dtype=torch.int64)
+        n_staged = 0
+
         def encode(idx: torch.Tensor, tiles: torch.Tensor) -> None:
-            x = enc.preprocess(tiles.to(dev, non_blocking=True).permute(0, 3, 1, 2))  # channels-last view
+            nonlocal float_buf
+            tiles = tiles.to(dev, non_blocking=True).permute(0, 3, 1, 2)  # channels-last view
+            if float_buf is None:
+                float_buf = torch.empty(batch_size, *tiles.shape[2:], 3, device=dev).permute(0, 3, 1, 2)
+            x = enc.preprocess(tiles, out=float_buf[: len(idx)])
             if autocast_dtype is not None and enc.is_torch:
                 with torch.autocast(device_type=dev.type, dtype=autocast_dtype):
                     feats = enc(x)
             else:
                 feats = enc(x)
+            # .cpu() waits for the device, so the staging batch is free again when encode returns
             store_features(idx, feats.float().cpu().numpy())
 
-        pending: list[tuple[torch.Tensor, torch.Tensor]] = []
-        n_pending = 0
         try:
-            for idx, batch in loader:
+            for idx, chunk in loader:
                 if cpu_in_workers:
-                    store_features(idx, batch.numpy())
+                    store_features(idx, chunk.numpy())
                     continue
-                pending.append((idx, batch))
-                n_pending += len(idx)
-                if n_pending >= batch_size:
-                    encode(torch.cat([p[0] for p in pending]), torch.cat([p[1] for p in pending]))
-                    pending, n_pending = [], 0
-            if pending:
-                encode(torch.cat([p[0] for p in pending]), torch.cat([p[1] for p in pending]))
+                if staging is None or staging.shape[1:] != chunk.shape[1:]:
+                    if n_staged:
+                        encode(staging_idx[:n_staged], staging[:n_staged])
+                        n_staged = 0
+                    staging = torch.empty((batch_size, *chunk.shape[1:]), dtype=chunk.dtype,
+                                          pin_memory=dev.type == "cuda")
+                    float_buf = None
+                done = 0
+                while done < len(idx):
+                    take = min(len(idx) - done, batch_size - n_staged)
+                    staging[n_staged : n_staged + take].copy_(chunk[done : done + take])
+                    staging_idx[n_staged : n_staged + take] = idx[done : done + take]
+                    n_staged += take
+                    done += take
+                    if n_staged == batch_size:
+                        encode(staging_idx, staging)
+                        n_staged = 0
+            if n_staged:
+                encode(staging_idx[:n_staged], staging[:n_staged])
         finally:
             bar.close()
     ps.update_attrs(desc)
