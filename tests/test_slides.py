@@ -348,6 +348,13 @@ def test_embed_tiles_writes_features_resumes_and_feeds_setup(tmp_path, monkeypat
     assert back.uns["gemmgan"]["patch_store"] == str((tmp_path / "p.zarr").absolute())
 
 
+class _ColourStats(torch.nn.Module):
+    """Per-tile colour means and spreads: any mix-up of rows changes them."""
+
+    def forward(self, x):
+        return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
+
+
 def test_embed_tiles_rebatching_of_worker_chunks_keeps_every_row(tmp_path):
     """Workers hand over chunks of 8 tiles; batches of 5 or 12 straddle chunks (and the last is partial):
     every tile's features must land in its own row, equal to encoding it alone."""
@@ -360,11 +367,7 @@ def test_embed_tiles_rebatching_of_worker_chunks_keeps_every_row(tmp_path):
     ps = PatchStore(tmp_path / "p.zarr")
     assert ps.n_tiles("a") > 24  # several chunks per slide
 
-    class Stats(torch.nn.Module):  # per-tile colour means and spreads: any row mix-up changes them
-        def forward(self, x):
-            return torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3))], dim=1)
-
-    enc = gg.encoders.get_image_encoder(Stats(), dim=6, input_size=None, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    enc = gg.encoders.get_image_encoder(_ColourStats(), dim=6, input_size=None, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
     gg.pp.embed_tiles(adata, encoder=enc, batch_size=1, num_workers=0)
     want = {s: ps.features(s) for s in ("a", "b")}
     for batch_size, workers in ((5, 2), (12, 1), (64, 2)):
@@ -375,6 +378,43 @@ def test_embed_tiles_rebatching_of_worker_chunks_keeps_every_row(tmp_path):
     x, y = ps.coords("a")[7]
     tile = torch.from_numpy(np.ascontiguousarray(img[y : y + 64, x : x + 64]))[None].permute(0, 3, 1, 2)
     np.testing.assert_allclose(ps.features("a")[7], enc(enc.preprocess(tile))[0].numpy(), rtol=2e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(("encoder", "workers"), [("hed-texture", 0), ("hed-texture", 1), ("torch", 1)])
+def test_embed_tiles_error_while_reading_is_raised_and_nothing_half_written(tmp_path, monkeypatch, encoder, workers):
+    from gemmgan_sc.pp import _tile_batches
+
+    img = _image()
+    a = _write(tmp_path / "a.tif", "tiff_subifd", img)
+    adata = _adata([a])
+    gg.pp.tile_slides(adata, store=tmp_path / "p.zarr", tile_size=64, tissue_kwargs=NO_CLEANUP)
+    assert adata.obs["n_tiles"].iloc[0] > 13
+    read = _tile_batches.TileDataset.read
+
+    def broken(self, i):  # inherited by the forked workers
+        if i == 13:
+            raise SlideReadError(f"Cannot decode a region of {a!r} at tile 13")
+        return read(self, i)
+
+    monkeypatch.setattr(_tile_batches.TileDataset, "read", broken)
+    if encoder == "torch":
+        encoder = gg.encoders.get_image_encoder(_ColourStats(), dim=6, input_size=None)
+    with pytest.raises(SlideReadError, match="a.tif"):
+        gg.pp.embed_tiles(adata, encoder=encoder, batch_size=4, num_workers=workers)
+    assert not PatchStore(tmp_path / "p.zarr").has_features("a")
+
+
+def test_worker_memory_setting_applies_on_glibc():
+    import platform
+
+    from gemmgan_sc.pp._tile_batches import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    import multiprocessing as mp
+
+    with mp.get_context().Pool(1) as pool:  # never in the test process itself
+        assert pool.apply(keep_freed_memory) is True
 
 
 def test_embed_tiles_other_encoder_needs_new_store_or_overwrite(tmp_path):

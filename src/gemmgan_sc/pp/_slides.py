@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import PatchStore, validate_slide_id
+from ._tile_batches import TileDataset, feature_chunks, tile_batches
 from ._tiles import SlideReadError, open_slide, tile_grid, tissue_fraction
 from ._tissue import TissueMask, detect_tissue
 
@@ -388,52 +389,6 @@ def tile_slides(
 
 
 # ----------------------------------------------------------------------------- embedding
-_WORKER_CHUNK = 8  # tiles a reading worker hands over at a time
-
-
-class _TileDataset:
-    """Map-style dataset over (slide, tile) pairs; each worker opens its slides lazily and keeps them open."""
-
-    def __init__(self, jobs: list[dict[str, Any]], out_size: int, encoder=None) -> None:
-        self.index = [(j, t) for j, job in enumerate(jobs) for t in range(len(job["coords"]))]
-        self.jobs = jobs
-        self.out_size = out_size
-        self.encoder = encoder  # a CPU (non-torch) encoder run inside the workers
-        self._readers: dict[str, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def read(self, i: int) -> np.ndarray:
-        from PIL import Image
-
-        j, t = self.index[i]
-        job = self.jobs[j]
-        path = job["path"]
-        if path not in self._readers:
-            if len(self._readers) > 4:
-                self._readers.pop(next(iter(self._readers))).close()
-            self._readers[path] = open_slide(path)
-        x, y = job["coords"][t]
-        rs = job["read_size"]
-        tile = self._readers[path].read_region((int(x), int(y)), job["level"], (rs, rs))
-        if rs != self.out_size:
-            tile = np.array(Image.fromarray(tile).resize((self.out_size, self.out_size), Image.Resampling.BILINEAR))
-        return tile
-
-    def __getitem__(self, i: int):
-        import torch
-
-        tile = self.read(i)
-        if not tile.flags.writeable or not tile.flags.c_contiguous:
-            tile = np.array(tile)
-        tile = torch.from_numpy(tile)  # H x W x 3: batches stay channels-last, no transposing copy
-        if self.encoder is not None:
-            feats = self.encoder(self.encoder.preprocess(tile.permute(2, 0, 1)[None]))[0].float()
-            return i, feats
-        return i, tile
-
-
 def embed_tiles(
     adata,
     encoder: Any = "hed-texture",
@@ -578,24 +533,15 @@ def embed_tiles(
             jobs.remove(job)
 
     cpu_in_workers = (not enc.is_torch) and num_workers > 0
-    dataset = _TileDataset(jobs, out_size, encoder=enc if cpu_in_workers else None)
+    dataset = TileDataset(jobs, out_size, encoder=enc if cpu_in_workers else None)
     n_total = len(dataset)
     if n_total:
-        # Workers hand over small chunks so that every worker is busy even on a few hundred tiles (a batch of
-        # batch_size per worker left one worker doing a small job alone); the main process re-batches the
-        # chunks to batch_size tiles for the encoder.
-        chunk = batch_size if num_workers == 0 else max(1, min(batch_size, _WORKER_CHUNK))
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=chunk, shuffle=False, num_workers=num_workers,
-            persistent_workers=False,  # no pin_memory: chunks are copied into a pinned batch below
-            prefetch_factor=max(2, -(-2 * batch_size // (chunk * num_workers))) if num_workers > 0 else None,
-        )
         bufs = {j: np.empty((len(job["coords"]), enc.dim), np.float32) for j, job in enumerate(jobs)}
         left = {j: len(job["coords"]) for j, job in enumerate(jobs)}
         autocast_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision or "")
         bar = _progress(total=n_total, desc=f"embedding tiles ({enc.name})", unit="tile")
 
-        def store_features(idx: torch.Tensor, feats: np.ndarray) -> None:
+        def store_features(idx: np.ndarray, feats: np.ndarray) -> None:
             for i, row in zip(idx.tolist(), feats):
                 j, t = dataset.index[i]
                 bufs[j][t] = row
@@ -604,50 +550,34 @@ def embed_tiles(
                     _write_slide(ps, jobs[j]["sid"], bufs.pop(j))
             bar.update(len(idx))
 
-        # Chunks are copied into one reused uint8 batch (pinned for CUDA) and preprocessed into one reused
-        # float batch: fresh 12-50 MB tensors per batch cost more than the copies (allocation and first touch)
-        staging = float_buf = None
-        staging_idx = torch.empty(batch_size, dtype=torch.int64)
-        n_staged = 0
+        # the float batch is allocated once and reused (a fresh 50 MB tensor per batch costs more than the
+        # copy into it); for CUDA the shared uint8 batch goes through one pinned batch
+        float_buf = staging = None
 
-        def encode(idx: torch.Tensor, tiles: torch.Tensor) -> None:
-            nonlocal float_buf
-            tiles = tiles.to(dev, non_blocking=True).permute(0, 3, 1, 2)  # channels-last view
+        def encode(tiles: torch.Tensor) -> np.ndarray:
+            nonlocal float_buf, staging
+            if dev.type == "cuda":
+                if staging is None:
+                    staging = torch.empty((batch_size, *tiles.shape[1:]), dtype=tiles.dtype, pin_memory=True)
+                tiles = staging[: len(tiles)].copy_(tiles).to(dev, non_blocking=True)
+            tiles = tiles.permute(0, 3, 1, 2)  # channels-last view
             if float_buf is None:
                 float_buf = torch.empty(batch_size, *tiles.shape[2:], 3, device=dev).permute(0, 3, 1, 2)
-            x = enc.preprocess(tiles, out=float_buf[: len(idx)])
+            x = enc.preprocess(tiles, out=float_buf[: len(tiles)])
             if autocast_dtype is not None and enc.is_torch:
                 with torch.autocast(device_type=dev.type, dtype=autocast_dtype):
                     feats = enc(x)
             else:
                 feats = enc(x)
-            # .cpu() waits for the device, so the staging batch is free again when encode returns
-            store_features(idx, feats.float().cpu().numpy())
+            return feats.float().cpu().numpy()  # waits for the device: the batches are free again
 
         try:
-            for idx, chunk in loader:
-                if cpu_in_workers:
-                    store_features(idx, chunk.numpy())
-                    continue
-                if staging is None or staging.shape[1:] != chunk.shape[1:]:
-                    if n_staged:
-                        encode(staging_idx[:n_staged], staging[:n_staged])
-                        n_staged = 0
-                    staging = torch.empty((batch_size, *chunk.shape[1:]), dtype=chunk.dtype,
-                                          pin_memory=dev.type == "cuda")
-                    float_buf = None
-                done = 0
-                while done < len(idx):
-                    take = min(len(idx) - done, batch_size - n_staged)
-                    staging[n_staged : n_staged + take].copy_(chunk[done : done + take])
-                    staging_idx[n_staged : n_staged + take] = idx[done : done + take]
-                    n_staged += take
-                    done += take
-                    if n_staged == batch_size:
-                        encode(staging_idx, staging)
-                        n_staged = 0
-            if n_staged:
-                encode(staging_idx[:n_staged], staging[:n_staged])
+            if cpu_in_workers:
+                for idx, feats in feature_chunks(dataset, num_workers):
+                    store_features(idx, feats)
+            else:
+                for idx, tiles in tile_batches(dataset, batch_size, num_workers):
+                    store_features(idx, encode(tiles))
         finally:
             bar.close()
     ps.update_attrs(desc)

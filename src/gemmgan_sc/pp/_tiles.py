@@ -182,7 +182,11 @@ class OpenSlideSlide(SlideReader):
             img = self._slide.read_region((int(location[0]), int(location[1])), int(level), (int(size[0]), int(size[1])))
         except Exception as err:  # noqa: BLE001
             raise SlideReadError(f"Cannot decode a region of {str(self.path)!r} at {location}: {err}") from err
-        return _to_rgb(np.asarray(img))
+        rgba = np.asarray(img)
+        if img.mode == "RGBA" and rgba[..., 3].min() == 255:
+            # fully opaque (the usual case): PIL drops alpha 4x faster than a strided numpy copy
+            return np.array(img.convert("RGB"))
+        return _to_rgb(rgba)
 
     def close(self) -> None:
         self._slide.close()
