@@ -125,6 +125,30 @@ def naive_embed(path: str, coords: np.ndarray, enc, tile_size: int = 256) -> flo
     return time.perf_counter() - t
 
 
+def _bare_read(items: list[tuple[str, int, int]]) -> int:
+    import openslide
+
+    slides: dict[str, object] = {}
+    for path, x, y in items:
+        if path not in slides:
+            slides[path] = openslide.OpenSlide(path)
+        np.asarray(slides[path].read_region((x, y), 0, (256, 256)).convert("RGB"))
+    return len(items)
+
+
+def parallel_read_ceiling(jobs: list, workers: int) -> float:
+    """Seconds for ``workers`` processes to decode all tiles (the naive read, interleaved split, nothing sent
+    back, no encoder): the most any pipeline of ``workers`` readers can do on this machine."""
+    import multiprocessing as mp
+
+    items = [(path, int(x), int(y)) for path, coords in jobs for x, y in coords]
+    with mp.get_context().Pool(workers) as pool:
+        pool.apply(int, (0,))  # processes started before the clock
+        t = time.perf_counter()
+        pool.map(_bare_read, [items[k::workers] for k in range(workers)])
+        return time.perf_counter() - t
+
+
 def naive_embed_level0(path: str, coords: np.ndarray, enc, size0: int, out_size: int = 256) -> float:
     """The naive way at a coarser mpp: read each tile at level 0 (``size0`` px) and shrink it to ``out_size``."""
     import torch
@@ -286,6 +310,14 @@ def main() -> None:
             row[f"embed_tiles_workers{w}_s"] = dt
             row[f"embed_tiles_workers{w}_tiles_per_s"] = n_emb / dt
             row[f"speedup_workers{w}"] = t_naive / dt
+        if label.startswith("read-only"):
+            t_ceil = parallel_read_ceiling(jobs, max(1, args.workers))
+            row["parallel_read_ceiling_tiles_per_s"] = n_emb / t_ceil
+            row["ceiling_speedup_over_naive"] = t_naive / t_ceil
+            row[f"fraction_of_ceiling_workers{args.workers}"] = t_ceil / row[f"embed_tiles_workers{args.workers}_s"]
+            print(f"  ceiling: {args.workers} processes decoding only: {n_emb / t_ceil:.1f} tiles/s "
+                  f"({t_naive / t_ceil:.2f}x naive); embed_tiles reaches "
+                  f"{row[f'fraction_of_ceiling_workers{args.workers}']:.0%} of it", flush=True)
         print(f"{label}: naive {row['naive_tiles_per_s']:.1f} tiles/s, embed_tiles "
               + ", ".join(f"{w} workers {row[f'embed_tiles_workers{w}_tiles_per_s']:.1f} tiles/s "
                           f"({row[f'speedup_workers{w}']:.2f}x)" for w in sorted({0, args.workers})), flush=True)

@@ -404,6 +404,27 @@ def test_embed_tiles_error_while_reading_is_raised_and_nothing_half_written(tmp_
     assert not PatchStore(tmp_path / "p.zarr").has_features("a")
 
 
+@pytest.mark.slow
+def test_embed_tiles_workers_under_spawn(tmp_path, monkeypatch):
+    """macOS and Windows start workers by spawning (everything pickled: dataset, shared ring, CPU encoder)."""
+    import multiprocessing as mp
+
+    from gemmgan_sc.pp import _tile_batches
+
+    img = _image()
+    img[_truth()] = (np.random.default_rng(2).integers(40, 220, (int(_truth().sum()), 3))).astype(np.uint8)
+    adata = _adata([_write(tmp_path / "a.tif", "tiff_subifd", img)])
+    gg.pp.tile_slides(adata, store=tmp_path / "p.zarr", tile_size=64, max_tiles=20, tissue_kwargs=NO_CLEANUP)
+    ps = PatchStore(tmp_path / "p.zarr")
+    enc = gg.encoders.get_image_encoder(_ColourStats(), dim=6, input_size=None)
+    gg.pp.embed_tiles(adata, encoder=enc, batch_size=6, num_workers=0)
+    want = ps.features("a")
+    spawn = mp.get_context("spawn")
+    monkeypatch.setattr(_tile_batches.mp, "get_context", lambda method=None: spawn)
+    gg.pp.embed_tiles(adata, encoder=enc, batch_size=6, num_workers=2, overwrite=True)
+    np.testing.assert_array_equal(ps.features("a"), want)
+
+
 def test_worker_memory_setting_applies_on_glibc():
     import platform
 
