@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from gemmgan_sc.nn import ConditionFusion
 from gemmgan_sc.nn._attention import _BlockedSelfAttention, self_attention
-from gemmgan_sc.nn._dropout import dropout_multiplier, fast_dropout
+from gemmgan_sc.nn._dropout import dropout_mask, dropout_multiplier, fast_dropout
 from gemmgan_sc.nn._transformer import TransformerEncoder, TransformerEncoderLayer
 
 
@@ -32,6 +32,16 @@ def test_dropout_multiplier_follows_torch_seed_and_shape():
     assert a.shape == (7, 11, 13) and a.dtype == torch.float64
     assert torch.equal(a, b)
     assert not torch.equal(b, c)
+
+
+def test_dropout_mask_is_the_multipliers_draw():
+    torch.manual_seed(3)
+    mask, scale = dropout_mask((6, 50, 7), 0.25)
+    torch.manual_seed(3)
+    keep = dropout_multiplier((6, 50, 7), 0.25, torch.float64)
+    assert mask.dtype == torch.bool and mask.shape == (6, 50, 7)
+    assert torch.equal(keep > 0, mask) and scale == pytest.approx(65536 / (65536 - 16384))
+    assert torch.equal(keep[mask], torch.full_like(keep[mask], scale))
 
 
 def test_dropout_multiplier_is_not_correlated_across_positions():
@@ -84,15 +94,16 @@ def test_blocked_self_attention_matches_reference_forward_and_backward(block, pa
         key_pad = torch.zeros(b, length, dtype=torch.bool)
         key_pad[0, 5:] = True
         key_pad[3, 1:] = True
-    keep = dropout_multiplier((b, h, length, length), 0.3, torch.float64)
-    mine = _BlockedSelfAttention.apply(qkv, key_pad, keep, h, block)
+    mask, scale = dropout_mask((b, h, length, length), 0.3)
+    keep = mask.double() * scale
+    mine = _BlockedSelfAttention.apply(qkv, key_pad, mask, scale, h, block)
     ref = _reference(qkv, h, key_pad, keep)
     assert torch.allclose(mine, ref, atol=1e-12)
     upstream = torch.randn_like(ref)
     (grad_mine,) = torch.autograd.grad(mine, qkv, upstream)
     (grad_ref,) = torch.autograd.grad(ref, qkv, upstream)
     assert torch.allclose(grad_mine, grad_ref, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda t: _BlockedSelfAttention.apply(t, key_pad, keep, h, block), (qkv,))
+    assert torch.autograd.gradcheck(lambda t: _BlockedSelfAttention.apply(t, key_pad, mask, scale, h, block), (qkv,))
 
 
 def test_self_attention_without_dropout_is_sdpa():

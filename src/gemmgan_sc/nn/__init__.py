@@ -2,7 +2,7 @@
 VAE parts, fast CPU dropout and attention."""
 
 from ._attention import cross_attention, self_attention
-from ._dropout import dropout_multiplier, fast_dropout
+from ._dropout import dropout_mask, dropout_multiplier, fast_dropout
 from ._film import FiLM
 from ._fusion import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, resolve_conditioning
 from ._labels import LabelEmbedding
@@ -17,6 +17,7 @@ __all__ = [
     "self_attention",
     "cross_attention",
     "fast_dropout",
+    "dropout_mask",
     "dropout_multiplier",
     "ConditionFusion",
     "CONDITIONING_MODES",
