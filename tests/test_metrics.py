@@ -183,6 +183,154 @@ def test_input_validation_messages():
         M.fidelity(x, x, k=1, dtype="float16")
 
 
+# ----------------------------------------------------------------------------- fast paths of the k-NN scores
+# The distance code reuses one block buffer across chunks, accumulates float64 products over gene slabs of
+# float32 data, completes the symmetric (syrk) block tile by tile and finishes each tile in place. Small
+# block, slab and tile sizes force every one of those paths; all must give the numbers of the plain path.
+def small_ints(rng, n, genes):
+    x = rng.integers(-3, 4, size=(n, genes)).astype(np.float32)  # every product and sum exact in float64
+    x[7] = x[2]  # a duplicate: neighbour at exactly 0
+    return x
+
+
+@pytest.fixture
+def tiny_buffers(monkeypatch):
+    from gemmgan_sc.metrics import _distances
+
+    monkeypatch.setattr(_distances, "SLAB_BYTES", 1)  # 64-gene slabs (the minimum width)
+    monkeypatch.setattr(_distances, "TILE_BYTES", 1)  # one row per tile
+    return _distances
+
+
+@pytest.mark.parametrize("tiles", ["one-row", "default"])
+def test_knn_scores_exact_through_slabs_chunks_and_tiles(tiles, monkeypatch):
+    from gemmgan_sc.metrics import _distances
+
+    if tiles == "one-row":
+        monkeypatch.setattr(_distances, "TILE_BYTES", 1)
+    monkeypatch.setattr(_distances, "SLAB_BYTES", 1)
+    rng = np.random.default_rng(11)
+    a32, b32 = small_ints(rng, 29, 150), small_ints(rng, 23, 150)  # 150 genes: slabs of 64, 64, 22
+    a64, b64 = a32.astype(np.float64), b32.astype(np.float64)
+    self_d = cdist(a64, a64, "sqeuclidean")
+    np.fill_diagonal(self_d, np.inf)
+    want_self = np.sort(self_d, axis=1)[:, :5]
+    want_cross = np.sort(cdist(a64, b64, "sqeuclidean"), axis=1)[:, :5]
+    assert want_self[2, 0] == 0 and want_self[7, 0] == 0
+    # block sizes: one symmetric block; 3 rows per chunk (many chunks, buffer reused); one row per chunk
+    for block in (2**30, 3 * 29 * 8, 1):
+        for a, b in ((a64, b64), (a32, b32)):  # float64 data (one BLAS call) and float32 data (slabs)
+            work = _distances.Workspace()
+            got = knn_scores(a, None, 5, block_bytes=block, dtype=np.float64, work=work)
+            assert got.dtype == np.float64 and np.array_equal(got, want_self)
+            # the same workspace again, now a x b: the block buffer is reused, the norms of a are cached
+            got = knn_scores(a, b, 5, block_bytes=block, dtype=np.float64, work=work)
+            assert np.array_equal(got, want_cross)
+
+
+def test_symmetric_block_and_row_chunks_agree_on_continuous_data(tiny_buffers):
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(41, 130)).astype(np.float32)
+    x[30] = x[4]
+    x64 = x.astype(np.float64)
+    ref = cdist(x64, x64, "sqeuclidean")
+    np.fill_diagonal(ref, np.inf)
+    ref = np.sort(ref, axis=1)[:, :6]
+    for data in (x, x64):
+        one = knn_scores(data, None, 6, dtype=np.float64)  # symmetric block, one-row tiles, 64-gene slabs
+        chunked = knn_scores(data, None, 6, block_bytes=5 * 41 * 8, dtype=np.float64)
+        np.testing.assert_allclose(one, ref, rtol=1e-12)
+        np.testing.assert_allclose(chunked, ref, rtol=1e-12)
+        assert one[4, 0] == 0 and one[30, 0] == 0 and chunked[4, 0] == 0 and chunked[30, 0] == 0
+    full = tiny_buffers.Scorer(x, x, "euclidean", exclude_self=True, dtype=np.float64).full_self()
+    assert np.array_equal(np.isinf(full), np.eye(41, dtype=bool))  # self excluded by position, only there
+    off = ~np.eye(41, dtype=bool)
+    np.testing.assert_allclose(full[off], cdist(x64, x64, "sqeuclidean")[off], rtol=1e-12)
+    # the mirrored triangle holds the same products (the norms are added in another order: rounding only)
+    np.testing.assert_allclose(full[off], full.T[off], rtol=1e-13)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "l1"])
+def test_fidelity_float32_data_float64_work_equals_float64_data(metric, tiny_buffers):
+    rng = np.random.default_rng(13)
+    real = rng.normal(size=(60, 140)).astype(np.float32)
+    synth = (rng.normal(size=(50, 140)) * 1.05).astype(np.float32)
+    # (no copies here: a copy of a real point sits exactly on the radii of that point's neighbours, a tie that
+    # the rounding of each path decides; exact ties are checked on small integers below)
+    want = M.fidelity(real.astype(np.float64), synth.astype(np.float64), k=4, metric=metric)
+    for block in (2**30, 7 * 60 * 8):
+        assert M.fidelity(real, synth, k=4, metric=metric, block_bytes=block) == want
+    ints_r, ints_s = small_ints(rng, 40, 130), small_ints(rng, 33, 130)
+    got = M.fidelity(ints_r, ints_s, k=3, metric=metric, block_bytes=5 * 40 * 8)
+    assert got == pytest.approx(reference(ints_r.astype(float), ints_s.astype(float), 3, metric), abs=0)
+
+
+def test_float32_data_are_not_copied_to_float64(monkeypatch):
+    import tracemalloc
+
+    from gemmgan_sc.metrics import _distances, _fidelity
+
+    monkeypatch.setattr(_distances, "SLAB_BYTES", 2**20)
+    allocations = []
+
+    class CountingWorkspace(_distances.Workspace):
+        def reserve(self, name, size, dtype):
+            before = self._bufs.get(name)
+            super().reserve(name, size, dtype)
+            if self._bufs[name] is not before:
+                allocations.append(name)
+
+    monkeypatch.setattr(_fidelity, "Workspace", CountingWorkspace)
+    rng = np.random.default_rng(14)
+    real = rng.normal(size=(300, 3000)).astype(np.float32)
+    synth = rng.normal(size=(300, 3000)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        M.fidelity(real, synth, k=5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.5 * real.size * 8  # well under one float64 copy of one input (7.2 MB)
+    # one distance block for the three distance sets, one of each slab buffer
+    assert allocations.count("block") == 1 and allocations.count("slab_a") == 1
+    assert allocations.count("slab_b") == 1
+
+
+def test_workspace_hands_out_views_of_one_buffer():
+    from gemmgan_sc.metrics._distances import Workspace
+
+    work = Workspace()
+    big = work.get("block", (6, 5), np.float64)
+    small = work.get("block", (4, 3), np.float64)
+    assert small.flags.c_contiguous and np.shares_memory(big, small)
+    grown = work.get("block", (8, 8), np.float64)
+    assert grown.shape == (8, 8) and not np.shares_memory(big, grown)
+    x = np.arange(12.0).reshape(3, 4)
+    assert work.norms(x, np.float64) is work.norms(x, np.float64)
+    np.testing.assert_array_equal(work.norms(x, np.float64), (x**2).sum(1))
+
+
+def test_non_finite_float32_data_are_rejected():
+    x = np.ones((6, 3), dtype=np.float32)
+    x[0, 0] = 2
+    for bad_value in (np.nan, np.inf, -np.inf):
+        bad = x.copy()
+        bad[2, 1] = bad_value
+        with pytest.raises(ValueError, match="1 NaN or infinite"):
+            M.fidelity(bad, x, k=1)
+        with pytest.raises(ValueError, match="1 NaN or infinite"):
+            M.fidelity(x, bad, k=1, dtype="float32")
+
+
+def test_privacy_float32_data_match_float64():
+    rng = np.random.default_rng(15)
+    train, test = rng.normal(size=(120, 90)).astype(np.float32), rng.normal(size=(80, 90)).astype(np.float32)
+    synth = np.concatenate([train[:10], rng.normal(size=(60, 90)).astype(np.float32)])
+    want = M.privacy(synth.astype(np.float64), train.astype(np.float64), test.astype(np.float64))
+    got = M.privacy(synth, train, test)
+    assert got == pytest.approx(want, rel=1e-12, abs=0)
+
+
 # ----------------------------------------------------------------------------- correlation
 @pytest.mark.parametrize("method", ["gram", "direct", "auto"])
 @pytest.mark.parametrize("shape", [(15, 40), (80, 12)])

@@ -6,7 +6,16 @@ from typing import Any
 
 import numpy as np
 
-from ._distances import DEFAULT_BLOCK_BYTES, Scorer, check_block_bytes, check_metric, knn_scores, row_chunks
+from ._distances import (
+    DEFAULT_BLOCK_BYTES,
+    Scorer,
+    Workspace,
+    block_elements,
+    check_block_bytes,
+    check_metric,
+    knn_scores,
+    row_chunks,
+)
 from ._input import as_matrices
 
 METHODS = ("kynkaanniemi", "prdc")
@@ -24,40 +33,51 @@ def _check_k(k: int, n_real: int, n_synth: int) -> int:
     return int(k)
 
 
-def _radii(x: np.ndarray, k: int, metric: str, block_bytes: int) -> np.ndarray:
+def _radii(x: np.ndarray, k: int, metric: str, block_bytes: int, dtype=None, work: Workspace | None = None
+           ) -> np.ndarray:
     """Score (squared Euclidean or L1) of each point to its k-th nearest *other* point of its own set.
 
     Kynkaanniemi's radius is exactly this; Naeem's ``(k+1)``-th smallest distance counting the point itself
     (distance 0) is the same number, since the point itself is always the smallest entry.
     """
-    return knn_scores(x, None, k, metric=metric, block_bytes=block_bytes)[:, k - 1]
+    return knn_scores(x, None, k, metric=metric, block_bytes=block_bytes, dtype=dtype, work=work)[:, k - 1]
 
 
 def fidelity_arrays(
-    real: np.ndarray, synth: np.ndarray, k: int, metric: str, block_bytes: int = DEFAULT_BLOCK_BYTES
+    real: np.ndarray, synth: np.ndarray, k: int, metric: str, block_bytes: int = DEFAULT_BLOCK_BYTES,
+    *, dtype=None,
 ) -> dict[str, float]:
-    """All k-NN fidelity metrics of two dense matrices in one pass over the real x synthetic distances."""
-    r_real = _radii(real, k, metric, block_bytes)
-    r_synth = _radii(synth, k, metric, block_bytes)
+    """All k-NN fidelity metrics of two dense matrices in one pass over the real x synthetic distances.
+
+    ``dtype`` is the working precision (default: that of ``real``); the matrices may be stored in another
+    float dtype, e.g. float32 data with float64 work, and are then converted gene slab by gene slab.
+    """
+    dt = np.dtype(real.dtype if dtype is None else dtype)
     n_real, n_synth = real.shape[0], synth.shape[0]
+    work = Workspace()  # one distance block (and slab buffers) for the three distance sets
+    work.reserve("block", max(block_elements(n_real, n_real, dt.itemsize, block_bytes, same=True),
+                              block_elements(n_synth, n_synth, dt.itemsize, block_bytes, same=True),
+                              block_elements(n_synth, n_real, dt.itemsize, block_bytes, same=False)), dt)
+    r_real = _radii(real, k, metric, block_bytes, dt, work)
+    r_synth = _radii(synth, k, metric, block_bytes, dt, work)
     prec_le = np.zeros(n_synth, dtype=bool)  # synth point inside some real ball (<=)
     prec_lt = np.zeros(n_synth, dtype=bool)  # strict (<), Naeem
     rec_le = np.zeros(n_real, dtype=bool)  # real point inside some synthetic ball (<=)
     rec_lt = np.zeros(n_real, dtype=bool)
     density_count = 0
-    min_to_synth = np.full(n_real, np.inf, dtype=real.dtype)
-    scorer = Scorer(synth, real, metric)
-    for rows in row_chunks(n_synth, n_real, real.dtype.itemsize, block_bytes):
-        d = scorer.block(rows)  # synth rows x real
-        inside_lt = d < r_real[None, :]
-        prec_lt[rows] = inside_lt.any(axis=1)
-        density_count += int(np.count_nonzero(inside_lt))
-        del inside_lt
-        prec_le[rows] = (d <= r_real[None, :]).any(axis=1)
-        r_s = r_synth[rows, None]
-        rec_le |= (d <= r_s).any(axis=0)
-        rec_lt |= (d < r_s).any(axis=0)
-        np.minimum(min_to_synth, d.min(axis=0), out=min_to_synth)
+    min_to_synth = np.full(n_real, np.inf, dtype=dt)
+    scorer = Scorer(synth, real, metric, dtype=dt, work=work)
+    r_row = r_real[None, :]
+    for rows in row_chunks(n_synth, n_real, dt.itemsize, block_bytes):
+        for t, d in scorer.tiles(rows):  # synth rows x real, a few rows at a time (in cache)
+            inside_lt = d < r_row
+            prec_lt[t] = inside_lt.any(axis=1)
+            density_count += int(np.count_nonzero(inside_lt))
+            prec_le[t] = (d <= r_row).any(axis=1)
+            r_s = r_synth[t, None]
+            rec_le |= (d <= r_s).any(axis=0)
+            rec_lt |= (d < r_s).any(axis=0)
+            np.minimum(min_to_synth, d.min(axis=0), out=min_to_synth)
     return {
         "precision_kynkaanniemi": float(prec_le.mean()),
         "recall_kynkaanniemi": float(rec_le.mean()),
@@ -71,7 +91,9 @@ def fidelity_arrays(
 def _prepare(real: Any, synth: Any, k: int, metric: str, layer, dtype: str, block_bytes: int):
     check_metric(metric)
     check_block_bytes(block_bytes)
-    r, s = as_matrices(real, synth, names=["real", "synth"], layer=layer, dtype=dtype)
+    # float32 data stay float32 here when the work is float64: the products convert them slab by slab
+    r, s = as_matrices(real, synth, names=["real", "synth"], layer=layer, dtype=dtype,
+                       keep_float32=metric == "euclidean")
     k = _check_k(k, r.shape[0], s.shape[0])
     return r, s, k
 
@@ -117,7 +139,7 @@ def fidelity(
     1.0
     """
     r, s, k = _prepare(real, synth, k, metric, layer, dtype, block_bytes)
-    return fidelity_arrays(r, s, k, metric, block_bytes)
+    return fidelity_arrays(r, s, k, metric, block_bytes, dtype=dtype)
 
 
 def precision_recall(
@@ -178,7 +200,7 @@ def precision_recall(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     r, s, k = _prepare(real, synth, k, metric, layer, dtype, block_bytes)
-    out = fidelity_arrays(r, s, k, metric, block_bytes)
+    out = fidelity_arrays(r, s, k, metric, block_bytes, dtype=dtype)
     return {"precision": out[f"precision_{method}"], "recall": out[f"recall_{method}"]}
 
 
@@ -219,5 +241,5 @@ def density_coverage(
     True
     """
     r, s, k = _prepare(real, synth, k, metric, layer, dtype, block_bytes)
-    out = fidelity_arrays(r, s, k, metric, block_bytes)
+    out = fidelity_arrays(r, s, k, metric, block_bytes, dtype=dtype)
     return {"density": out["density"], "coverage": out["coverage"]}

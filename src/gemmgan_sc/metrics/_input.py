@@ -49,7 +49,12 @@ def expression_of(data: Any, layer: str | None = None, name: str = "data") -> tu
     )
 
 
-def _dense(mat: Any, dtype: np.dtype, name: str) -> np.ndarray:
+def _all_finite(x: np.ndarray) -> bool:
+    # min and max propagate NaN and show +-inf: two reductions, no temporary of the matrix's size
+    return bool(np.isfinite(x.min()) and np.isfinite(x.max()))
+
+
+def _dense(mat: Any, dtype: np.dtype, name: str, keep_float32: bool = False) -> np.ndarray:
     if sp.issparse(mat):
         mat = mat.toarray()
     out = np.asarray(mat)
@@ -57,10 +62,13 @@ def _dense(mat: Any, dtype: np.dtype, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be 2-D (samples x genes), got shape {out.shape}.")
     if not np.issubdtype(out.dtype, np.number) or np.issubdtype(out.dtype, np.complexfloating):
         raise TypeError(f"{name} must hold real numbers, got dtype {out.dtype}.")
-    out = np.ascontiguousarray(out, dtype=dtype)
+    if keep_float32 and out.dtype == np.float32 and dtype == np.float64:
+        out = np.ascontiguousarray(out)  # float32 -> float64 is exact and cannot overflow: done later, lazily
+    else:
+        out = np.ascontiguousarray(out, dtype=dtype)  # no copy when already C-contiguous in dtype
     if out.shape[0] == 0 or out.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {out.shape}); give at least one sample and one gene.")
-    if not np.isfinite(out).all():
+    if not _all_finite(out):
         bad = int((~np.isfinite(out)).sum())
         raise ValueError(f"{name} has {bad} NaN or infinite values; impute or drop them first.")
     return out
@@ -72,12 +80,15 @@ def as_matrices(
     layer: str | None | Sequence[str | None] = None,
     var_names: Sequence[str] | None = None,
     dtype: str = "float64",
+    keep_float32: bool = False,
 ) -> list[np.ndarray]:
     """Dense C-contiguous matrices of ``datas`` with the genes in one order.
 
     AnnData and DataFrames are aligned by gene name (to ``var_names`` when given, else to the first named
     input); arrays must already have the same columns in the same order.
     ``layer`` applies to every AnnData input, or give a list with one entry per input.
+    Inputs already C-contiguous in ``dtype`` are returned as they are (not copied). With ``keep_float32``,
+    float32 inputs stay float32 when ``dtype`` is float64, for callers that convert on the fly.
     """
     dt = _check_dtype(dtype)
     names = list(names) if names is not None else [f"input {i}" for i in range(len(datas))]
@@ -106,7 +117,7 @@ def as_matrices(
                     "subset all inputs to shared genes first, e.g. adata[:, genes]."
                 )
             mat = mat[:, vn.get_indexer(ref)]
-        arr = _dense(mat, dt, n)
+        arr = _dense(mat, dt, n, keep_float32=keep_float32)
         if ref is not None and arr.shape[1] != len(ref):
             raise ValueError(f"{n} has {arr.shape[1]} genes but the others have {len(ref)}; give the same genes.")
         out.append(arr)

@@ -6,21 +6,35 @@ from typing import Any
 
 import numpy as np
 
-from ._distances import DEFAULT_BLOCK_BYTES, check_block_bytes, check_metric, knn_scores, scores_to_distances
+from ._distances import (
+    DEFAULT_BLOCK_BYTES,
+    Workspace,
+    check_block_bytes,
+    check_metric,
+    knn_scores,
+    scores_to_distances,
+)
 from ._input import as_matrices
 
 
 def privacy_arrays(
     synth: np.ndarray, real_train: np.ndarray, real_test: np.ndarray, metric: str = "euclidean",
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    block_bytes: int = DEFAULT_BLOCK_BYTES, *, dtype=None,
 ) -> dict[str, float]:
-    two = scores_to_distances(knn_scores(synth, real_train, 2, metric, block_bytes), metric)
+    """The privacy metrics of dense matrices; ``dtype``: working precision (default: that of ``synth``)."""
+    dt = synth.dtype if dtype is None else np.dtype(dtype)
+    work = Workspace()  # one distance block and one set of row norms for the three k-NN searches
+
+    def knn(a, b, k):
+        return knn_scores(a, b, k, metric, block_bytes, dtype=dt, work=work)
+
+    two = scores_to_distances(knn(synth, real_train, 2), metric)
     d_train = two[:, 0]
-    d_test = scores_to_distances(knn_scores(synth, real_test, 1, metric, block_bytes)[:, 0], metric)
+    d_test = scores_to_distances(knn(synth, real_test, 1)[:, 0], metric)
     closer = np.where(d_train < d_test, 1.0, np.where(d_train == d_test, 0.5, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         nndr = np.where(two[:, 1] > 0, two[:, 0] / two[:, 1], 0.0)
-    dcr_holdout = scores_to_distances(knn_scores(real_test, real_train, 1, metric, block_bytes)[:, 0], metric)
+    dcr_holdout = scores_to_distances(knn(real_test, real_train, 1)[:, 0], metric)
     return {
         "closer_to_train": float(closer.mean()),
         "closer_to_train_expected": float(len(real_train) / (len(real_train) + len(real_test))),
@@ -78,7 +92,9 @@ def privacy(
     """
     check_metric(metric)
     check_block_bytes(block_bytes)
-    s, tr, te = as_matrices(synth, real_train, real_test, names=["synth", "real_train", "real_test"], layer=layer)
+    # float32 data stay float32 (converted slab by slab in the float64 products)
+    s, tr, te = as_matrices(synth, real_train, real_test, names=["synth", "real_train", "real_test"], layer=layer,
+                            keep_float32=metric == "euclidean")
     if tr.shape[0] < 2:
         raise ValueError(f"real_train needs at least 2 samples for the distance ratio, got {tr.shape[0]}.")
-    return privacy_arrays(s, tr, te, metric=metric, block_bytes=block_bytes)
+    return privacy_arrays(s, tr, te, metric=metric, block_bytes=block_bytes, dtype="float64")
