@@ -4,9 +4,11 @@ Measures, in one run on this machine:
 
 1. numpy's float64 matmul throughput (the BLAS peak we can hope for), best of 3;
 2. ``gg.metrics.fidelity`` (precision/recall of both definitions, density, coverage: one call) at
-   n x n x 18,868 genes for n = 2,000 and 5,000, beside a naive full-matrix version built on
-   ``sklearn.metrics.pairwise_distances`` (three full distance matrices, then the definitions), as a ratio,
-   and the matmul FLOP/s our call achieves as a share of the measured peak;
+   n x n x 18,868 genes for n = 2,000 and 5,000, in float64 (the default) and ``dtype="float32"``, beside a
+   naive full-matrix version built on ``sklearn.metrics.pairwise_distances`` (three full distance matrices,
+   then the definitions; its float32 -> float64 conversion of the inputs is timed, as ours is), as a ratio,
+   and the BLAS FLOP/s our float64 call achieves as a share of the measured peak (flops performed: syrk,
+   n^2 g, for each set against itself, 2 n^2 g for the real x synthetic product);
 3. seconds per metric (correlation MSE / gamma, privacy; detectability and utility with ``--classifiers``);
 4. peak memory of ``fidelity`` at 20,000 x 20,000 with fewer genes (default 2,000: memory of the distance
    blocks does not depend on the number of genes; the inputs take 2 x 20,000 x genes x 8 bytes), measured with
@@ -15,9 +17,16 @@ Measures, in one run on this machine:
 Random data (standard normal, float32 like AnnData) are fine for timing. Results are printed and written
 atomically to ``benchmarks/results/metrics_speed.json``.
 
+Memory state. On some VMs (this one) the first touch of fresh memory costs about 3 s per GB, and memory a
+process freed is cheap to reuse only for a few seconds, until it is handed back to the host. A call timed
+right after another one freed a lot of memory therefore runs on warm pages the first call paid for. Each
+fidelity timing (ours in float64 and float32, and the sklearn version) is preceded by a pause of
+``--settle`` seconds (default 10) so that all start from the same state: the freed memory handed back.
+
 The peak RSS of the memory run is read from ``/proc/self/status`` (VmHWM) of the child.
 
-Usage: ``python benchmarks/metrics_speed.py [--quick] [--classifiers] [--big-genes 2000] [--memory-only]``
+Usage: ``python benchmarks/metrics_speed.py [--quick] [--classifiers] [--big-genes 2000] [--memory-only]
+[--settle 10]``
 """
 
 from __future__ import annotations
@@ -114,7 +123,7 @@ def naive_fidelity(real: np.ndarray, synth: np.ndarray, k: int) -> dict:
     }
 
 
-def speed(n: int, g: int, peak: float, classifiers: bool) -> dict:
+def speed(n: int, g: int, peak: float, classifiers: bool, settle: float) -> dict:
     import gemmgan_sc as gg
     import gemmgan_sc.metrics  # noqa: F401 - imported before timing
 
@@ -124,20 +133,27 @@ def speed(n: int, g: int, peak: float, classifiers: bool) -> dict:
     rng = np.random.default_rng(1)
     real = rng.standard_normal((n, g), dtype=np.float32)
     synth = (rng.standard_normal((n, g), dtype=np.float32) * 1.1 + 0.05).astype(np.float32)
-    out: dict = {"n_real": n, "n_synth": n, "genes": g}
-    ours = {}
-    out["fidelity_s"], out["fidelity_cpu_s"] = timed(lambda: ours.update(gg.metrics.fidelity(real, synth, k=10)))
-    # the matmul work: a real x real (syrk when it fits in one block, counted as a full product here),
-    # synth x synth and synth x real products of 2 n^2 g flops each
-    flops = 3 * 2.0 * n * n * g
-    out["fidelity_matmul_gflops"] = flops / out["fidelity_s"] / 1e9
+    out: dict = {"n_real": n, "n_synth": n, "genes": g, "settle_s": settle}
+
+    def settled(fn):  # same memory state for every fidelity timing (see the module notes)
+        time.sleep(settle)
+        return timed(fn)
+
+    ours, ours32, ref = {}, {}, {}
+    out["fidelity_s"], out["fidelity_cpu_s"] = settled(lambda: ours.update(gg.metrics.fidelity(real, synth, k=10)))
+    # flops performed (both sizes fit one symmetric block): syrk n^2 g for each set, 2 n^2 g for synth x real
+    flops = 4.0 * n * n * g
+    out["fidelity_blas_gflops"] = flops / out["fidelity_s"] / 1e9
     out["fidelity_share_of_peak"] = flops / out["fidelity_s"] / peak
-    ref = {}
-    out["naive_sklearn_s"], out["naive_sklearn_cpu_s"] = timed(
+    out["fidelity_float32_s"], out["fidelity_float32_cpu_s"] = settled(
+        lambda: ours32.update(gg.metrics.fidelity(real, synth, k=10, dtype="float32")))
+    out["naive_sklearn_s"], out["naive_sklearn_cpu_s"] = settled(
         lambda: ref.update(naive_fidelity(real.astype(np.float64), synth.astype(np.float64), k=10))
     )
     out["speedup_vs_naive"] = out["naive_sklearn_s"] / out["fidelity_s"]
+    out["speedup_float32_vs_naive"] = out["naive_sklearn_s"] / out["fidelity_float32_s"]
     out["naive_agrees"] = bool(all(abs(ours[key] - ref[key]) <= 1.0 / n for key in ref))
+    out["float32_agrees"] = bool(all(abs(ours32[key] - ref[key]) <= 1.0 / n for key in ref))
     out["values"] = ours
     half = n // 2
     for name, fn in (
@@ -159,6 +175,7 @@ def speed(n: int, g: int, peak: float, classifiers: bool) -> dict:
 MEMORY_CHILD = r"""
 import json, resource, sys, time, tracemalloc
 import numpy as np
+import anndata  # noqa: F401 - imported lazily by the first metrics call: kept out of the timing
 import gemmgan_sc as gg
 import gemmgan_sc.metrics
 n, g = int(sys.argv[1]), int(sys.argv[2])
@@ -205,6 +222,8 @@ def main() -> None:
     parser.add_argument("--big-genes", type=int, default=2_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--memory-only", action="store_true", help="redo only the memory part of an existing result")
+    parser.add_argument("--settle", type=float, default=10.0,
+                        help="seconds of pause before each fidelity timing, so freed memory is handed back first")
     args = parser.parse_args()
     if args.memory_only:
         result = json.loads(args.out.read_text())
@@ -221,7 +240,7 @@ def main() -> None:
     print(f"numpy float64 matmul peak: {peak / 1e9:.1f} GFLOP/s")
     result["speed"] = []
     for i, (n, g) in enumerate(sizes):
-        row = speed(n, g, peak, classifiers=args.classifiers and i == 0)
+        row = speed(n, g, peak, classifiers=args.classifiers and i == 0, settle=0.0 if args.quick else args.settle)
         result["speed"].append(row)
         shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "values"}
         print(json.dumps(shown))
