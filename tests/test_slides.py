@@ -404,6 +404,25 @@ def test_embed_tiles_error_while_reading_is_raised_and_nothing_half_written(tmp_
     assert not PatchStore(tmp_path / "p.zarr").has_features("a")
 
 
+def test_embed_tiles_encoder_error_stops_the_workers_at_once(tmp_path):
+    import multiprocessing as mp
+
+    img = _image()
+    adata = _adata([_write(tmp_path / "a.tif", "tiff_subifd", img)])
+    gg.pp.tile_slides(adata, store=tmp_path / "p.zarr", tile_size=64, tissue_kwargs=NO_CLEANUP)
+
+    class Failing(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("encoder failed on purpose")
+
+    enc = gg.encoders.get_image_encoder(Failing(), dim=3, input_size=None)
+    with pytest.raises(RuntimeError, match="on purpose") as excinfo:
+        gg.pp.embed_tiles(adata, encoder=enc, batch_size=4, num_workers=2)
+    # the traceback (kept by excinfo, as by a notebook) still holds embed_tiles' frame: the workers must be gone
+    assert excinfo.traceback is not None
+    assert mp.active_children() == []
+
+
 @pytest.mark.slow
 def test_embed_tiles_workers_under_spawn(tmp_path, monkeypatch):
     """macOS and Windows start workers by spawning (everything pickled: dataset, shared ring, CPU encoder)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -572,12 +573,15 @@ def embed_tiles(
             return feats.float().cpu().numpy()  # waits for the device: the batches are free again
 
         try:
+            # closing(): on an error the workers stop now, not when the traceback (which holds the generator) goes
             if cpu_in_workers:
-                for idx, feats in feature_chunks(dataset, num_workers):
-                    store_features(idx, feats)
+                with closing(feature_chunks(dataset, num_workers)) as chunks:
+                    for idx, feats in chunks:
+                        store_features(idx, feats)
             else:
-                for idx, tiles in tile_batches(dataset, batch_size, num_workers):
-                    store_features(idx, encode(tiles))
+                with closing(tile_batches(dataset, batch_size, num_workers)) as batches:
+                    for idx, tiles in batches:
+                        store_features(idx, encode(tiles))
         finally:
             bar.close()
     ps.update_attrs(desc)
