@@ -5,6 +5,7 @@ from ._correlation import correlation_gamma, correlation_mse
 from ._detectability import detectability
 from ._evaluate import evaluate, evaluate_samples, metrics_table
 from ._fidelity import density_coverage, fidelity, precision_recall
+from ._frechet import frechet_distance, sd_ratio
 from ._privacy import privacy
 from ._utility import utility
 
@@ -17,9 +18,11 @@ __all__ = [
     "evaluate",
     "evaluate_samples",
     "fidelity",
+    "frechet_distance",
     "make_classifier",
     "metrics_table",
     "precision_recall",
     "privacy",
+    "sd_ratio",
     "utility",
 ]
