@@ -1,6 +1,7 @@
 """Fidelity, detectability, utility and privacy of synthetic expression (``gg.metrics``)."""
 # Each line below imports one module's public functions.
 from ._classifiers import CLASSIFIERS, make_classifier
+from ._conditional import ConditionalFidelity, conditional_fidelity
 from ._correlation import correlation_gamma, correlation_mse
 from ._detectability import detectability
 from ._evaluate import evaluate, evaluate_samples, metrics_table
@@ -11,6 +12,8 @@ from ._utility import utility
 
 __all__ = [
     "CLASSIFIERS",
+    "ConditionalFidelity",
+    "conditional_fidelity",
     "correlation_gamma",
     "correlation_mse",
     "density_coverage",
