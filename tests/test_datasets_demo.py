@@ -215,3 +215,35 @@ def test_demo_image_shares_latent_factors_with_expression(tmp_path):
 def test_demo_validates_input(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         gg.datasets.demo(**{"n_samples": 2, "n_genes": 30, **kwargs})
+
+
+def _digest(adata) -> str:
+    """sha256 of what demo() writes, except the cache path: obs (values and dtypes), var, X, obsm, uns."""
+    import hashlib
+    import json
+
+    obs = adata.obs.drop(columns=[c for c in ("slide_path",) if c in adata.obs])
+    uns = dict(adata.uns["gemmgan_demo"])
+    uns["params"] = {k: v for k, v in uns["params"].items() if k != "cache_dir"}
+    h = hashlib.sha256()
+    for part in (obs.to_csv(), str(obs.dtypes.to_dict()), adata.var.to_csv(), str(adata.var.dtypes.to_dict()),
+                 adata.X.tobytes(), adata.obsm["demo_latent"].to_csv(), json.dumps(uns, sort_keys=True, default=str)):
+        h.update(part if isinstance(part, bytes) else part.encode())
+    return h.hexdigest()
+
+
+# recorded before demo() and render_slide were split into steps (issue 15); the output must not change
+GOLDEN_DEMO = "4b47ae63031e2abe0c20a59a376632e553db24bd49730bd58e21eef20509fefb"
+GOLDEN_SLIDE = "86ab0218b7dc247ce948b75bb6139ab3d8205b785d1393441dfa7033dd99d9a2"
+
+
+def test_demo_and_slide_match_the_golden_digests():
+    import hashlib
+
+    assert _digest(gg.datasets.demo(n_samples=12, n_genes=40, seed=2, slides=False)) == GOLDEN_DEMO
+    h = hashlib.sha256()
+    for k, kw in enumerate([dict(n_fragments=2, elongation=1.8, lumen_frac=0.25), dict(stroma_frac=0.0, immune_frac=0.3),
+                            dict(height=300, width=517, cell_px=9.0, pleomorphism=0.4)]):
+        kw = {"height": 256, "width": 320, **kw}
+        h.update(render_slide(SlideParams(**kw), np.random.default_rng(k)).tobytes())
+    assert h.hexdigest() == GOLDEN_SLIDE

@@ -312,3 +312,32 @@ def test_tcga_unreachable_then_offline_from_data_dir(gdc, tmp_path):
 def test_tcga_validates_input(kwargs, match, tmp_path):
     with pytest.raises((ValueError, TypeError), match=match):
         gg.datasets.tcga(**{"data_dir": tmp_path, "base_url": "http://127.0.0.1:9", **kwargs})
+
+
+def _digest(adata) -> str:
+    """sha256 of everything tcga() writes except the tmp paths: obs (values and dtypes), var, X, layers, uns."""
+    obs = adata.obs.drop(columns=[c for c in ("slide_path",) if c in adata.obs])
+    params = {k: v for k, v in adata.uns["gemmgan_tcga"]["params"].items() if k not in ("data_dir", "base_url")}
+    uns = {k: v for k, v in adata.uns["gemmgan_tcga"].items() if k != "params"}
+    parts = [obs.to_csv(), str(obs.dtypes.to_dict()), adata.var.to_csv(), adata.X.tobytes(),
+             *(adata.layers[k].tobytes() for k in sorted(adata.layers)), json.dumps([params, uns], sort_keys=True)]
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode())
+    return h.hexdigest()
+
+
+# recorded from the code before gg.datasets.tcga was split into steps (issue 15); the output must not change
+GOLDEN_DIGESTS = {
+    "slides": "90f8e07e467fe10b49926ba2c63d50527c99e0d8ed6c523ca8d3279d3c318786",
+    "no_slides_n1": "8e5661cafeee378065dcee3174eebf7a5c3500d875798e769563d7e293a619a4",
+}
+
+
+def test_tcga_output_matches_the_golden_digest(gdc, tmp_path):
+    got = {
+        "slides": _digest(gg.datasets.tcga(["TCGA-AAA", "TCGA-BBB"], data_dir=tmp_path, base_url=gdc.url)),
+        "no_slides_n1": _digest(gg.datasets.tcga(["TCGA-BBB", "TCGA-AAA"], n_cases=1, data_dir=tmp_path,
+                                                 base_url=gdc.url, slides=False)),
+    }
+    assert got == GOLDEN_DIGESTS
