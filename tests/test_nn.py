@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from gemmgan_sc.nn import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, Critic, FiLM, Generator, gradient_penalty
+from gemmgan_sc.nn import mlp
 from gemmgan_sc.train import ConditionBank
 
 
@@ -146,3 +147,131 @@ def test_bank_drops_masks_only_when_nothing_can_be_padded():
     cond = short.conditions(torch.tensor([0, 1]))
     assert cond["patch_mask"] is not None and cond["patch_mask"].sum().item() == 7
     assert cond["text_mask"] is not None
+
+
+ALL_MODES = list(itertools.product(CONDITIONING_MODES, FUSION_VARIANTS))
+
+
+def test_fusion_is_built_from_torch_layers_post_norm_batch_first():
+    fusion = ConditionFusion(12, 10, d_model=8, n_heads=2, n_layers=3, d_ff=16, dropout=0.2)
+    assert isinstance(fusion.transformer, torch.nn.TransformerEncoder) and len(fusion.transformer.layers) == 3
+    layer = fusion.transformer.layers[0]
+    assert isinstance(layer, torch.nn.TransformerEncoderLayer)
+    assert layer.self_attn.batch_first and not layer.norm_first and layer.linear1.out_features == 16
+    assert layer.dropout.p == 0.2 and layer.self_attn.dropout == 0.2
+    for mha in (fusion.text_to_patch, fusion.patch_to_text):
+        assert isinstance(mha, torch.nn.MultiheadAttention) and mha.batch_first and mha.dropout == 0.0
+    # the n_layers copies start identical (torch's encoder deep-copies one layer), as the saved format expects
+    a, b = fusion.transformer.layers[0].state_dict(), fusion.transformer.layers[2].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("mode,variant", ALL_MODES)
+def test_fusion_eval_is_deterministic_and_training_drops(mode, variant):
+    torch.manual_seed(0)
+    fusion = ConditionFusion(12, 10, d_model=8, n_heads=2, d_ff=16, dropout=0.5, conditioning=mode, variant=variant)
+    patches, pm, text, tm = _inputs()
+    fusion.eval()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        a = fusion(patches, pm, text, tm)
+        torch.manual_seed(2)
+        assert torch.equal(fusion(patches, pm, text, tm), a)
+    fusion.train()
+    with torch.no_grad():
+        torch.manual_seed(3)
+        b = fusion(patches, pm, text, tm)
+        torch.manual_seed(3)
+        assert torch.equal(fusion(patches, pm, text, tm), b)  # dropout follows torch's seed
+    if fusion.uses_transformer:  # the only dropout is in the Transformer
+        assert not torch.allclose(a, b, atol=1e-4)
+    else:
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("mode,variant", ALL_MODES)
+def test_fusion_gradient_reaches_every_parameter(mode, variant):
+    torch.manual_seed(0)
+    fusion = ConditionFusion(12, 10, d_model=8, n_heads=2, d_ff=16, dropout=0.1, conditioning=mode, variant=variant)
+    with torch.no_grad():  # FiLM starts as the identity with zero weights; move it so its weights get gradients
+        for p in fusion.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    patches, pm, text, tm = _inputs()
+    patches.requires_grad_(True)
+    fusion.train()
+    fusion(patches, pm, text, tm).square().sum().backward()
+    for name, p in fusion.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+    if fusion.uses_image:
+        # no gradient flows into padded tiles: they do not take part
+        assert patches.grad[~pm].abs().max() == 0 and patches.grad[pm].abs().sum() > 0
+
+
+@pytest.mark.parametrize("variant", FUSION_VARIANTS)
+def test_fusion_padding_to_more_slots_does_not_change_the_condition(variant):
+    # the same slide drawn into N=5 slots or padded to N=9 (extra slots masked) gives the same condition
+    torch.manual_seed(0)
+    fusion = ConditionFusion(12, 10, d_model=8, n_heads=2, d_ff=16, variant=variant).eval()
+    patches, _, text, _ = _inputs()
+    wide_p = torch.cat([patches, torch.randn(3, 4, 12)], dim=1)
+    wide_pm = torch.arange(9).expand(3, 9) < 5
+    wide_t = torch.cat([text, torch.randn(3, 2, 10)], dim=1)
+    wide_tm = torch.arange(9).expand(3, 9) < 7
+    with torch.no_grad():
+        torch.testing.assert_close(fusion(wide_p, wide_pm, wide_t, wide_tm), fusion(patches, None, text, None),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_fusion_casts_inputs_to_its_dtype_and_rejects_missing_modalities():
+    fusion = ConditionFusion(12, 10, d_model=8, n_heads=2, d_ff=16).double().eval()
+    patches, pm, text, tm = _inputs()
+    assert fusion(patches.half(), pm, text.half(), tm).dtype == torch.float64
+    with pytest.raises(ValueError, match="needs patch embeddings"):
+        fusion(None, None, text, tm)
+    with pytest.raises(ValueError, match="needs text token embeddings"):
+        fusion.from_conditions({"patches": patches, "patch_mask": pm})
+    with pytest.raises(TypeError, match="dict"):
+        fusion.from_conditions([patches, text])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(d_model=10, n_heads=4), "divisible"),
+    (dict(n_layers=0), "n_layers must be a positive int"),
+    (dict(d_ff=2.5), "d_ff must be a positive int"),
+    (dict(dropout=1.0), "dropout must be in"),
+])
+def test_fusion_rejects_bad_sizes(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ConditionFusion(12, 10, **kwargs)
+    with pytest.raises(ValueError, match="patch_dim"):
+        ConditionFusion(0, 10)
+
+
+def test_gradient_penalty_of_a_linear_critic_by_hand():
+    # critic(x) = w . x + b has gradient w at every point: the penalty is (||w|| - 1)^2 whatever alpha is
+    critic = torch.nn.Linear(4, 1).double()
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[1.0, 2.0, 2.0, 0.0]], dtype=torch.float64))  # ||w|| = 3
+        critic.bias.fill_(7.0)
+    real, fake = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    gp = gradient_penalty(lambda v: critic(v).squeeze(-1), real, fake)
+    assert gp.item() == pytest.approx(4.0, abs=1e-12)  # (3 - 1)^2
+    gp.backward()  # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
+    expected = 2 * (3 - 1) * torch.tensor([[1.0, 2.0, 2.0, 0.0]], dtype=torch.float64) / 3
+    torch.testing.assert_close(critic.weight.grad, expected)
+    assert critic.bias.grad is None or critic.bias.grad.abs().max() == 0
+
+
+def test_gradient_penalty_rejects_mismatched_batches():
+    critic = Critic(6, 0, (8,))
+    with pytest.raises(ValueError, match="one shape"):
+        gradient_penalty(critic, torch.randn(4, 6), torch.randn(3, 6))
+    with pytest.raises(ValueError, match="alpha has 2 rows"):
+        gradient_penalty(critic, torch.randn(4, 6), torch.randn(4, 6), torch.rand(2, 1))
+
+
+def test_mlp_rejects_bad_widths():
+    with pytest.raises(ValueError, match="hidden"):
+        mlp(4, (8, 0), 2)
+    with pytest.raises(ValueError, match="n_genes"):
+        Generator(8, 0, -1)

@@ -1,24 +1,15 @@
-"""Torch modules only (no AnnData): FiLM, the fusion network and its Transformer, generator, critic, gradient penalty,
-VAE parts, fast CPU dropout and attention."""
+"""Torch modules only (no AnnData): FiLM, the fusion network (on torch's Transformer and attention layers),
+generator, critic, gradient penalty, label embeddings, VAE parts, and the mapping of older saved state dicts."""
 
-from ._attention import cross_attention, self_attention
-from ._dropout import dropout_mask, dropout_multiplier, fast_dropout
 from ._film import FiLM
 from ._fusion import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, resolve_conditioning
 from ._labels import LabelEmbedding
-from ._vae import VAE, vae_loss
+from ._legacy import upgrade_state_dict
 from ._mlp import Critic, Generator, gradient_penalty, mlp
-from ._transformer import TransformerEncoder, TransformerEncoderLayer
+from ._vae import VAE, vae_loss
 
 __all__ = [
     "FiLM",
-    "TransformerEncoder",
-    "TransformerEncoderLayer",
-    "self_attention",
-    "cross_attention",
-    "fast_dropout",
-    "dropout_mask",
-    "dropout_multiplier",
     "ConditionFusion",
     "CONDITIONING_MODES",
     "FUSION_VARIANTS",
@@ -30,4 +21,5 @@ __all__ = [
     "LabelEmbedding",
     "VAE",
     "vae_loss",
+    "upgrade_state_dict",
 ]

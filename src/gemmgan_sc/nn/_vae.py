@@ -20,6 +20,14 @@ class VAE(nn.Module):
     """Gaussian VAE with MLP encoder and decoder; ``condition`` (a label embedding or None) is concatenated to both.
 
     ``batch_norm=True`` with LeakyReLU is the expression beta-VAE of RNA-GAN (Carrillo-Perez et al. 2023).
+
+    Examples
+    --------
+    >>> import torch
+    >>> vae = VAE(n_genes=30, n_latent=4, hidden=(16,))
+    >>> recon, mu, logvar = vae(torch.randn(5, 30), {})
+    >>> recon.shape, mu.shape
+    (torch.Size([5, 30]), torch.Size([5, 4]))
     """
 
     def __init__(
@@ -31,6 +39,8 @@ class VAE(nn.Module):
         batch_norm: bool = False,
     ) -> None:
         super().__init__()
+        if int(n_genes) < 1 or int(n_latent) < 1 or any(int(h) < 1 for h in hidden):
+            raise ValueError(f"VAE widths must be positive: n_genes={n_genes}, n_latent={n_latent}, hidden={hidden}.")
         self.n_latent = int(n_latent)
         self.condition = condition
         c = condition.out_dim if condition is not None else 0
@@ -68,8 +78,20 @@ class VAE(nn.Module):
         return self.decoder(self._cat(z, self._cond(cond)))
 
 
-def vae_loss(x, recon, mu, logvar, beta: float):
-    """Per-sample mean of squared error summed over genes, plus ``beta`` x KL(q(z|x) || N(0, I))."""
+def vae_loss(x: torch.Tensor, recon: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float):
+    """Per-sample mean of squared error summed over genes, plus ``beta`` x KL(q(z|x) || N(0, I)).
+
+    Returns ``(loss, reconstruction term, KL term)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.ones(2, 3)
+    >>> [round(t.item(), 3) for t in vae_loss(x, x, torch.zeros(2, 4), torch.zeros(2, 4), beta=1.0)]
+    [0.0, 0.0, 0.0]
+    """
+    if x.shape != recon.shape:
+        raise ValueError(f"x {tuple(x.shape)} and recon {tuple(recon.shape)} must have one shape.")
     rec = ((recon - x) ** 2).sum(dim=1).mean()
     kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(dim=1)).mean()
     return rec + beta * kl, rec, kl

@@ -17,6 +17,8 @@ It writes, next to this script:
     Fixed fusion inputs and the outputs of the saved generator and critic fusion networks on them (eval mode).
 ``fusion_authors_code.safetensors``, ``fusion_authors_code.npz``
     A ConditionFusion of the authors' variant (no training) and its outputs on fixed inputs.
+``fusion_ablations.safetensors``, ``fusion_ablations.npz``
+    One ConditionFusion per conditioning mode and variant (keys prefixed ``<mode>.<variant>.``) and its outputs.
 ``wgangp/``, ``wgangp_expected.npy``, ``wgangp_genes.txt``
     The same for an unconditional WGANGP.
 """
@@ -95,6 +97,22 @@ def make_authors_fusion() -> None:
     np.savez(HERE / "fusion_authors_code.npz", **inputs, **fusion_outputs({"fusion": fusion}, inputs))
 
 
+def make_ablations() -> None:
+    inputs = fusion_inputs(16, 12, seed=2)
+    tensors, outputs = {}, {}
+    for mode in gg.nn.CONDITIONING_MODES:
+        for variant in gg.nn.FUSION_VARIANTS:
+            torch.manual_seed(0)
+            fusion = gg.nn.ConditionFusion(16, 12, conditioning=mode, variant=variant, dropout=0.1, **FUSION)
+            with torch.no_grad():  # move FiLM off the identity, so that where it is applied matters
+                for p in fusion.parameters():
+                    p.add_(0.1 * torch.randn_like(p))
+            tensors.update({f"{mode}.{variant}.{k}": v.contiguous() for k, v in fusion.state_dict().items()})
+            outputs[f"{mode}.{variant}"] = fusion_outputs({"f": fusion}, inputs)["f"]
+    save_file(tensors, str(HERE / "fusion_ablations.safetensors"))
+    np.savez(HERE / "fusion_ablations.npz", **inputs, **outputs)
+
+
 def make_wgangp(tmp: Path) -> None:
     adata, _ = make_cohort(tmp, n=24, n_genes=30, n_marker=10, with_image=False, with_text=False)
     gg.WGANGP.setup_anndata(adata)
@@ -114,6 +132,7 @@ def main() -> None:
         make_gemmgan(Path(tmp) / "g")
         make_wgangp(Path(tmp) / "w")
     make_authors_fusion()
+    make_ablations()
     print(f"fixtures written to {HERE} by gemmgan_sc {gg.__version__} from {gg.__file__}")
 
 
