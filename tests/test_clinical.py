@@ -333,3 +333,33 @@ def test_tcga_tables_give_realistic_descriptions(shared_data):
     dead = table["censorship"].eq(0).to_numpy()
     assert texts[dead].str.contains("Vital status: dead").all()
     assert not texts.str.contains(r"\bnan\b|None|TCGA", case=True).any()
+
+
+def test_extractor_table_is_the_field_list():
+    from gemmgan_sc.pp._clinical._facts import EXTRACTORS, facts
+    from gemmgan_sc.pp._clinical._records import Case
+    from gemmgan_sc.pp._clinical._wording import WORDINGS
+
+    assert tuple(EXTRACTORS) == gg.pp._clinical.CLINICAL_FIELDS
+    assert set(WORDINGS) <= set(EXTRACTORS)  # every worded fact has an extractor
+    found = facts(Case(_luad_case(), frozenset()))
+    assert list(found) == [f for f in gg.pp._clinical.CLINICAL_FIELDS if f in found]  # written in the table's order
+    assert found["stage"] == "stage IB (T2 N0 M0)" and "tumor_grade" not in found
+    assert facts(Case(_luad_case(), frozenset()), ["age", "race"]) == {"age": "67", "race": "white"}
+
+
+def test_warnings_point_at_the_callers_line():
+    with pytest.warns(LabelLeakWarning) as leak:
+        gg.pp.clinical_to_text(CASES * 3, labels={"disease": DISEASE * 3})
+    with pytest.warns(UserWarning, match="no usable") as empty:
+        gg.pp.clinical_to_text([{"gender": "not reported"}])
+    with pytest.warns(UserWarning, match="wrote nothing") as llm:
+        gg.pp.clinical_to_text(CASES[:1], method="llm", model=lambda prompts, **kw: [[{"generated_text": " "}]])
+    for caught in (leak, empty, llm):
+        assert [w.filename for w in caught] == [__file__], [(w.filename, w.lineno) for w in caught]
+
+
+def test_na_values_must_be_strings():
+    for bad in ("pending", ["pending", 3]):
+        with pytest.raises(TypeError, match="na_values must be a list of strings"):
+            gg.pp.clinical_to_text(_luad_case(), na_values=bad)

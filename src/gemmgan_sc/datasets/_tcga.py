@@ -14,7 +14,8 @@ import pandas as pd
 from .._settings import logger, settings
 from ._cache import resolve_cache_dir
 from ._gdc import GDC_API, GDCClient, GDCError
-from ..pp._clinical import _is_na, clinical_to_text
+from ..pp._clinical import clinical_to_text
+from ..pp._clinical._records import is_na as _is_na
 
 _EXPR_FIELDS = [
     "file_id", "file_name", "md5sum", "file_size", "cases.case_id", "cases.submitter_id",
