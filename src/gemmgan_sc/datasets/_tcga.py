@@ -199,149 +199,22 @@ def tcga(
     >>> adata = gg.datasets.tcga(["TCGA-LUAD", "TCGA-BLCA"], n_cases=20)  # doctest: +SKIP
     >>> adata.obs[["project_id", "disease_type", "slide_path"]].head()  # doctest: +SKIP
     """
-    if isinstance(project_ids, str):
-        project_ids = [project_ids]
-    if not isinstance(project_ids, Sequence) or not project_ids or not all(
-        isinstance(p, str) and p.strip() for p in project_ids
-    ):
-        raise ValueError(f"project_ids must be a GDC project id or a non-empty list of them (e.g. 'TCGA-LUAD'), got {project_ids!r}.")
-    project_ids = list(dict.fromkeys(p.strip() for p in project_ids))
-    if n_cases is not None and (isinstance(n_cases, bool) or not isinstance(n_cases, (int, np.integer)) or n_cases < 1):
-        raise ValueError(f"n_cases must be a positive int or None, got {n_cases!r}.")
-    if not isinstance(slides, (bool, np.bool_)):
-        raise TypeError(f"slides must be True or False, got {slides!r}.")
-    if not isinstance(base_url, str) or not re.match(r"^https?://", base_url):
-        raise ValueError(f"base_url must be an http(s) URL such as {GDC_API!r}, got {base_url!r}.")
-    for name, seq in (("sample_types", sample_types), ("slide_types", slide_types)):
-        if isinstance(seq, str) or not seq or not all(isinstance(s, str) for s in seq):
-            raise ValueError(f"{name} must be a non-empty list of strings, got {seq!r}.")
-    if gene_types is not None and (isinstance(gene_types, str) or not all(isinstance(s, str) for s in gene_types)):
-        raise ValueError(f"gene_types must be a list of GENCODE gene types or None, got {gene_types!r}.")
-
+    project_ids = _check_args(project_ids, n_cases, slides, base_url, sample_types, slide_types, gene_types)
     import anndata as ad
-    from tqdm.auto import tqdm
 
     root = resolve_cache_dir(None, "tcga") if data_dir is None else resolve_cache_dir(data_dir, ".", name="data_dir")
     client = GDCClient(base_url, root, timeout=timeout)
-    bar = settings.progress_bar
-
     chosen: list[tuple[dict, dict | None]] = []  # (expression hit, slide hit)
     for pid in project_ids:
-        base = [_f_in("cases.project.project_id", [pid]), _f_in("access", ["open"])]
-        expr = client.query(
-            "files",
-            {"op": "and", "content": [*base, _f_in("data_type", ["Gene Expression Quantification"]),
-                                      _f_in("analysis.workflow_type", ["STAR - Counts"]),
-                                      _f_in("cases.samples.sample_type", list(sample_types))]},
-            _EXPR_FIELDS,
-        )
-        if not expr:
-            raise ValueError(
-                f"GDC has no open STAR - Counts expression files for project {pid!r} with sample types "
-                f"{list(sample_types)}: check the project id (e.g. 'TCGA-LUAD'; list them at "
-                f"https://portal.gdc.cancer.gov/projects) and sample_types."
-            )
-        by_case: dict[str, dict] = {}
-        for hit in sorted(expr, key=lambda h: (_sample_id(h), h.get("file_name", ""))):
-            by_case.setdefault(_case_of(hit)["case_id"], hit)
-        slide_of: dict[str, dict] = {}
-        if slides:
-            slide_hits = client.query(
-                "files",
-                {"op": "and", "content": [*base, _f_in("data_type", ["Slide Image"]),
-                                          _f_in("experimental_strategy", list(slide_types))]},
-                _SLIDE_FIELDS,
-            )
-            rank = {s: k for k, s in enumerate(slide_types)}
-            for cid, ehit in by_case.items():
-                sample_prefix = _sample_id(ehit)[:15]
-                cands = [h for h in slide_hits if _case_of(h).get("case_id") == cid]
-                cands.sort(key=lambda h: (rank.get(h.get("experimental_strategy"), 99),
-                                          not _sample_id(h).startswith(sample_prefix), h.get("file_name", "")))
-                if cands:
-                    slide_of[cid] = cands[0]
-            missing = [c for c in by_case if c not in slide_of]
-            if missing:
-                logger.warning("%s: %d of %d cases have no %s slide and are left out.", pid, len(missing),
-                               len(by_case), " or ".join(slide_types))
-            if not slide_of:
-                raise ValueError(f"No case of {pid!r} has both expression and a slide of types {list(slide_types)}.")
-        keep = sorted((h for c, h in by_case.items() if not slides or c in slide_of),
-                      key=lambda h: _case_of(h).get("submitter_id", ""))
-        if n_cases is not None:
-            keep = keep[: int(n_cases)]
-        chosen.extend((h, slide_of.get(_case_of(h)["case_id"])) for h in keep)
-
-    # clinical records
-    case_ids = [_case_of(h)["case_id"] for h, _ in chosen]
-    case_hits = client.query("cases", _f_in("case_id", case_ids), _CASE_FIELDS, expand=_CASE_EXPAND)
-    case_by_id = {c["case_id"]: c for c in case_hits}
-    lost = [c for c in case_ids if c not in case_by_id]
-    if lost:
-        raise GDCError(f"GDC returned no clinical record for {len(lost)} case(s), e.g. {lost[:3]}.")
-
-    # expression
-    tables = []
-    for ehit, _ in tqdm(chosen, desc="expression files", disable=not bar):
-        path = client.download(ehit["file_id"], ehit["file_name"], ehit.get("md5sum"), root / "expression", False)
-        tables.append(read_star_counts(path, gene_types))
-    genes = tables[0]["gene_id"]
-    for k, t in enumerate(tables):
-        if not t["gene_id"].equals(genes):
-            raise ValueError(
-                f"Expression file {chosen[k][0]['file_name']} has a different gene list than "
-                f"{chosen[0][0]['file_name']}; mixing GENCODE versions is not supported."
-            )
-    tpm = np.stack([t["tpm_unstranded"].to_numpy(dtype=np.float64) for t in tables])
-    counts = np.stack([t["unstranded"].to_numpy(dtype=np.float32) for t in tables])
-    X = np.log2(np.clip(tpm, 0.0, None) + 1.0).astype(np.float32)
-
-    # slides
-    slide_paths: list[str] = []
-    if slides:
-        for _, shit in tqdm(chosen, desc="slides", disable=not bar):
-            p = client.download(shit["file_id"], shit["file_name"], shit.get("md5sum"), root / "slides", bar)
-            slide_paths.append(str(Path(p).resolve()))
-
-    rows, raw_cases = [], []
-    for k, (ehit, shit) in enumerate(chosen):
-        case = case_by_id[_case_of(ehit)["case_id"]]
-        samples = _case_of(ehit).get("samples") or [{}]
-        row: dict[str, Any] = {
-            "case_id": case["case_id"],
-            "submitter_id": case.get("submitter_id", _case_of(ehit).get("submitter_id")),
-            "project_id": (case.get("project") or {}).get("project_id")
-            or (_case_of(ehit).get("project") or {}).get("project_id"),
-            "disease_type": _clean(case.get("disease_type")),
-            "primary_site": _clean(case.get("primary_site")),
-            "sample_id": samples[0].get("submitter_id"),
-            "sample_type": samples[0].get("sample_type"),
-            "expression_file_id": ehit["file_id"],
-        }
-        if slides:
-            row.update(slide_id=_slide_id(shit["file_name"]), slide_path=slide_paths[k], slide_file_id=shit["file_id"])
-        row.update(_flatten_case(case))
-        rows.append(row)
-        raw_cases.append(case)
-    obs = pd.DataFrame(rows)
-    obs["text"] = clinical_to_text(raw_cases)  # from the GDC case JSON itself, the default fields
-    obs.index = pd.Index(obs["submitter_id"].astype(str).to_numpy())
-    if obs.index.has_duplicates:
-        obs.index = ad.utils.make_index_unique(obs.index)
-    for col in _CATEGORICAL:
-        if col in obs:
-            obs[col] = obs[col].astype("category")
-    for col in obs.columns:
-        if obs[col].dtype == object:
-            obs[col] = obs[col].astype(str).where(obs[col].notna(), other=np.nan)
-
-    var = pd.DataFrame(
-        {"gene_id": genes.to_numpy(), "gene_type": tables[0]["gene_type"].to_numpy()},
-        index=ad.utils.make_index_unique(pd.Index(tables[0]["gene_name"].fillna(genes).astype(str).to_numpy())),
-    )
-    adata = ad.AnnData(X=X, obs=obs, var=var)
+        chosen.extend(_choose_files(client, pid, n_cases, slides, sample_types, slide_types))
+    cases = _case_records(client, chosen)
+    tables = _read_expression(client, root, chosen, gene_types)
+    slide_paths = _download_slides(client, root, chosen) if slides else None
+    X = np.log2(np.clip(np.stack([t["tpm_unstranded"].to_numpy(dtype=np.float64) for t in tables]), 0.0, None) + 1.0)
+    X = X.astype(np.float32)
+    adata = ad.AnnData(X=X, obs=_obs(chosen, cases, slide_paths), var=_var(tables[0]))
     adata.layers["log1p"] = X.copy()
-    adata.layers["counts"] = counts
+    adata.layers["counts"] = np.stack([t["unstranded"].to_numpy(dtype=np.float32) for t in tables])
     adata.uns["gemmgan_tcga"] = {
         "params": {
             "project_ids": list(project_ids),
@@ -358,3 +231,178 @@ def tcga(
         "offline_cache_used": bool(client.used_cache),
     }
     return adata
+
+
+def _check_args(project_ids, n_cases, slides, base_url, sample_types, slide_types, gene_types) -> list[str]:
+    """Validate the arguments of :func:`tcga`; return the project ids, stripped, without repeats."""
+    if isinstance(project_ids, str):
+        project_ids = [project_ids]
+    if not isinstance(project_ids, Sequence) or not project_ids or not all(
+        isinstance(p, str) and p.strip() for p in project_ids
+    ):
+        raise ValueError(f"project_ids must be a GDC project id or a non-empty list of them (e.g. 'TCGA-LUAD'), got {project_ids!r}.")
+    if n_cases is not None and (isinstance(n_cases, bool) or not isinstance(n_cases, (int, np.integer)) or n_cases < 1):
+        raise ValueError(f"n_cases must be a positive int or None, got {n_cases!r}.")
+    if not isinstance(slides, (bool, np.bool_)):
+        raise TypeError(f"slides must be True or False, got {slides!r}.")
+    if not isinstance(base_url, str) or not re.match(r"^https?://", base_url):
+        raise ValueError(f"base_url must be an http(s) URL such as {GDC_API!r}, got {base_url!r}.")
+    for name, seq in (("sample_types", sample_types), ("slide_types", slide_types)):
+        if isinstance(seq, str) or not seq or not all(isinstance(s, str) for s in seq):
+            raise ValueError(f"{name} must be a non-empty list of strings, got {seq!r}.")
+    if gene_types is not None and (isinstance(gene_types, str) or not all(isinstance(s, str) for s in gene_types)):
+        raise ValueError(f"gene_types must be a list of GENCODE gene types or None, got {gene_types!r}.")
+    return list(dict.fromkeys(p.strip() for p in project_ids))
+
+
+def _open_files(pid: str, *more: dict) -> dict:
+    """GDC filter: the open-access files of project ``pid`` that also pass ``more``."""
+    return {"op": "and", "content": [_f_in("cases.project.project_id", [pid]), _f_in("access", ["open"]), *more]}
+
+
+def _expression_by_case(client: GDCClient, pid: str, sample_types: Sequence[str]) -> dict[str, dict]:
+    """case_id -> its STAR - Counts file hit (the first by sample barcode, then file name)."""
+    expr = client.query(
+        "files",
+        _open_files(pid, _f_in("data_type", ["Gene Expression Quantification"]),
+                    _f_in("analysis.workflow_type", ["STAR - Counts"]),
+                    _f_in("cases.samples.sample_type", list(sample_types))),
+        _EXPR_FIELDS,
+    )
+    if not expr:
+        raise ValueError(
+            f"GDC has no open STAR - Counts expression files for project {pid!r} with sample types "
+            f"{list(sample_types)}: check the project id (e.g. 'TCGA-LUAD'; list them at "
+            f"https://portal.gdc.cancer.gov/projects) and sample_types."
+        )
+    by_case: dict[str, dict] = {}
+    for hit in sorted(expr, key=lambda h: (_sample_id(h), h.get("file_name", ""))):
+        by_case.setdefault(_case_of(hit)["case_id"], hit)
+    return by_case
+
+
+def _slide_by_case(client: GDCClient, pid: str, by_case: dict[str, dict], slide_types: Sequence[str]) -> dict[str, dict]:
+    """case_id -> its slide hit: the most preferred type, then the slide of the expression sample, then by name."""
+    slide_hits = client.query(
+        "files",
+        _open_files(pid, _f_in("data_type", ["Slide Image"]), _f_in("experimental_strategy", list(slide_types))),
+        _SLIDE_FIELDS,
+    )
+    rank = {s: k for k, s in enumerate(slide_types)}
+    slide_of: dict[str, dict] = {}
+    for cid, ehit in by_case.items():
+        sample_prefix = _sample_id(ehit)[:15]
+        cands = [h for h in slide_hits if _case_of(h).get("case_id") == cid]
+        cands.sort(key=lambda h: (rank.get(h.get("experimental_strategy"), 99),
+                                  not _sample_id(h).startswith(sample_prefix), h.get("file_name", "")))
+        if cands:
+            slide_of[cid] = cands[0]
+    missing = [c for c in by_case if c not in slide_of]
+    if missing:
+        logger.warning("%s: %d of %d cases have no %s slide and are left out.", pid, len(missing),
+                       len(by_case), " or ".join(slide_types))
+    if not slide_of:
+        raise ValueError(f"No case of {pid!r} has both expression and a slide of types {list(slide_types)}.")
+    return slide_of
+
+
+def _choose_files(client: GDCClient, pid: str, n_cases: int | None, slides: bool, sample_types: Sequence[str],
+                  slide_types: Sequence[str]) -> list[tuple[dict, dict | None]]:
+    """(expression hit, slide hit or None) of the cases kept for project ``pid``, by case barcode."""
+    by_case = _expression_by_case(client, pid, sample_types)
+    slide_of = _slide_by_case(client, pid, by_case, slide_types) if slides else {}
+    keep = sorted((h for c, h in by_case.items() if not slides or c in slide_of),
+                  key=lambda h: _case_of(h).get("submitter_id", ""))
+    if n_cases is not None:
+        keep = keep[: int(n_cases)]
+    return [(h, slide_of.get(_case_of(h)["case_id"])) for h in keep]
+
+
+def _case_records(client: GDCClient, chosen: list[tuple[dict, dict | None]]) -> dict[str, dict]:
+    """case_id -> the clinical record (GDC ``cases`` hit) of every chosen case."""
+    case_ids = [_case_of(h)["case_id"] for h, _ in chosen]
+    case_hits = client.query("cases", _f_in("case_id", case_ids), _CASE_FIELDS, expand=_CASE_EXPAND)
+    case_by_id = {c["case_id"]: c for c in case_hits}
+    lost = [c for c in case_ids if c not in case_by_id]
+    if lost:
+        raise GDCError(f"GDC returned no clinical record for {len(lost)} case(s), e.g. {lost[:3]}.")
+    return case_by_id
+
+
+def _read_expression(client: GDCClient, root: Path, chosen: list[tuple[dict, dict | None]],
+                     gene_types: Sequence[str] | None) -> list[pd.DataFrame]:
+    """The STAR - Counts table of every chosen case (downloaded when missing), all with one gene list."""
+    from tqdm.auto import tqdm
+
+    tables = []
+    for ehit, _ in tqdm(chosen, desc="expression files", disable=not settings.progress_bar):
+        path = client.download(ehit["file_id"], ehit["file_name"], ehit.get("md5sum"), root / "expression", False)
+        tables.append(read_star_counts(path, gene_types))
+    genes = tables[0]["gene_id"]
+    for k, t in enumerate(tables):
+        if not t["gene_id"].equals(genes):
+            raise ValueError(
+                f"Expression file {chosen[k][0]['file_name']} has a different gene list than "
+                f"{chosen[0][0]['file_name']}; mixing GENCODE versions is not supported."
+            )
+    return tables
+
+
+def _download_slides(client: GDCClient, root: Path, chosen: list[tuple[dict, dict | None]]) -> list[str]:
+    from tqdm.auto import tqdm
+
+    bar = settings.progress_bar
+    paths = []
+    for _, shit in tqdm(chosen, desc="slides", disable=not bar):
+        p = client.download(shit["file_id"], shit["file_name"], shit.get("md5sum"), root / "slides", bar)
+        paths.append(str(Path(p).resolve()))
+    return paths
+
+
+def _obs_row(ehit: dict, shit: dict | None, case: dict, slide_path: str | None) -> dict[str, Any]:
+    ref = _case_of(ehit)
+    samples = ref.get("samples") or [{}]
+    row: dict[str, Any] = {
+        "case_id": case["case_id"],
+        "submitter_id": case.get("submitter_id", ref.get("submitter_id")),
+        "project_id": (case.get("project") or {}).get("project_id") or (ref.get("project") or {}).get("project_id"),
+        "disease_type": _clean(case.get("disease_type")),
+        "primary_site": _clean(case.get("primary_site")),
+        "sample_id": samples[0].get("submitter_id"),
+        "sample_type": samples[0].get("sample_type"),
+        "expression_file_id": ehit["file_id"],
+    }
+    if slide_path is not None:
+        row.update(slide_id=_slide_id(shit["file_name"]), slide_path=slide_path, slide_file_id=shit["file_id"])
+    row.update(_flatten_case(case))
+    return row
+
+
+def _obs(chosen: list[tuple[dict, dict | None]], cases: dict[str, dict], slide_paths: list[str] | None) -> pd.DataFrame:
+    """One row per chosen case: ids, files, the flattened clinical fields and the description."""
+    import anndata as ad
+
+    raw = [cases[_case_of(ehit)["case_id"]] for ehit, _ in chosen]
+    paths = slide_paths if slide_paths is not None else [None] * len(chosen)
+    obs = pd.DataFrame([_obs_row(e, s, c, p) for (e, s), c, p in zip(chosen, raw, paths)])
+    obs["text"] = clinical_to_text(raw)  # from the GDC case JSON itself, the default fields
+    obs.index = pd.Index(obs["submitter_id"].astype(str).to_numpy())
+    if obs.index.has_duplicates:
+        obs.index = ad.utils.make_index_unique(obs.index)
+    for col in _CATEGORICAL:
+        if col in obs:
+            obs[col] = obs[col].astype("category")
+    for col in obs.columns:
+        if obs[col].dtype == object:
+            obs[col] = obs[col].astype(str).where(obs[col].notna(), other=np.nan)
+    return obs
+
+
+def _var(table: pd.DataFrame) -> pd.DataFrame:
+    """Genes: names made unique (the Ensembl id where a name is missing), ``gene_id``, ``gene_type``."""
+    import anndata as ad
+
+    genes = table["gene_id"]
+    names = pd.Index(table["gene_name"].fillna(genes).astype(str).to_numpy())
+    return pd.DataFrame({"gene_id": genes.to_numpy(), "gene_type": table["gene_type"].to_numpy()},
+                        index=ad.utils.make_index_unique(names))
