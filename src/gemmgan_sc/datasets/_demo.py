@@ -302,62 +302,23 @@ def demo(
     >>> adata.obs["disease_type"].nunique()
     5
     """
-    for name, value, low in (("n_samples", n_samples, 1), ("n_genes", n_genes, 20)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
-    if not isinstance(slides, (bool, np.bool_)):
-        raise TypeError(f"slides must be True or False, got {slides!r}.")
+    _check_args(n_samples, n_genes, seed, slides)
     import anndata as ad
 
     n_samples, n_genes, seed = int(n_samples), int(n_genes), int(seed)
     cases = [_sample_case(seed, i) for i in range(n_samples)]
     gm = _gene_model(seed, n_genes)
     X = _expression(cases, gm, seed)
-
-    ids = [f"DEMO-{i:04d}" for i in range(n_samples)]
-    slide_ids = [f"demo-s{seed}-{i:04d}" for i in range(n_samples)]
-    records = pd.DataFrame([c["record"] for c in cases], index=ids)
-    obs = pd.DataFrame(index=pd.Index(ids, name=None))
-    obs["case_id"] = ids
-    obs["project_id"] = [f"DEMO-{c['type'].code}" for c in cases]
-    obs["disease_type"] = records["disease_type"]
-    obs["primary_site"] = records["primary_site"]
-    obs["slide_id"] = slide_ids
-    for col in ("age", "sex", "stage", "grade", "smoking_status", "pack_years", "tumor_size_cm", "tissue_source_site"):
-        obs[col] = records[col]
-    obs["text"] = _describe(records, seed)
-    cats = {
-        "project_id": [f"DEMO-{t.code}" for t in _TYPES],
-        "disease_type": [t.disease_type for t in _TYPES],
-        "primary_site": sorted({t.primary_site for t in _TYPES}),
-        "sex": ["female", "male"],
-        "stage": list(_STAGES),
-        "grade": list(_GRADES),
-        "smoking_status": list(_SMOKING),
-        "tissue_source_site": list(_SITES),
-    }
-    for col, levels in cats.items():
-        ordered = col in ("stage", "grade")
-        obs[col] = pd.Categorical(obs[col], categories=levels, ordered=ordered)
-    obs["age"] = obs["age"].astype(np.int64)
-
+    obs = _obs(cases, seed)
     folder = None
     if slides:
         folder = resolve_cache_dir(cache_dir, f"demo/v{DEMO_VERSION}/seed{seed}")
         params = [_slide_params(c, seed, i) for i, c in enumerate(cases)]
-        paths = _ensure_slides(folder, slide_ids, params, seed, list(range(n_samples)))
+        paths = _ensure_slides(folder, obs["slide_id"].tolist(), params, seed, list(range(n_samples)))
         obs["slide_path"] = [str(p) for p in paths]
-
-    var = pd.DataFrame(index=pd.Index([f"GENE{g:05d}" for g in range(n_genes)]))
-    var["gene_id"] = [f"SIMG{g:06d}" for g in range(n_genes)]
-    var["module"] = pd.Categorical(
-        np.where(gm["module"] >= 0, gm["module_names"][np.maximum(gm["module"], 0)], "none")
-    )
-    adata = ad.AnnData(X=X, obs=obs, var=var)
+    adata = ad.AnnData(X=X, obs=obs, var=_var(gm, n_genes))
     adata.layers["log1p"] = X.copy()
-    latent = pd.DataFrame([c["z"] for c in cases], index=ids, columns=list(SHARED_FACTORS + HIDDEN_FACTORS))
+    latent = pd.DataFrame([c["z"] for c in cases], index=obs.index, columns=list(SHARED_FACTORS + HIDDEN_FACTORS))
     adata.obsm["demo_latent"] = latent.astype(np.float32)
     adata.uns["gemmgan_demo"] = {
         "simulated": True,
@@ -380,3 +341,55 @@ def demo(
         "hidden_factors": list(HIDDEN_FACTORS),
     }
     return adata
+
+
+def _check_args(n_samples, n_genes, seed, slides) -> None:
+    for name, value, low in (("n_samples", n_samples, 1), ("n_genes", n_genes, 20)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    if not isinstance(slides, (bool, np.bool_)):
+        raise TypeError(f"slides must be True or False, got {slides!r}.")
+
+
+# categories of the obs columns (stage and grade ordered)
+_OBS_LEVELS = {
+    "project_id": [f"DEMO-{t.code}" for t in _TYPES],
+    "disease_type": [t.disease_type for t in _TYPES],
+    "primary_site": sorted({t.primary_site for t in _TYPES}),
+    "sex": ["female", "male"],
+    "stage": list(_STAGES),
+    "grade": list(_GRADES),
+    "smoking_status": list(_SMOKING),
+    "tissue_source_site": list(_SITES),
+}
+_RECORD_COLUMNS = ("age", "sex", "stage", "grade", "smoking_status", "pack_years", "tumor_size_cm", "tissue_source_site")
+
+
+def _obs(cases: list[dict], seed: int) -> pd.DataFrame:
+    """Ids, type, slide id, the clinical record and its description, one row per case."""
+    ids = [f"DEMO-{i:04d}" for i in range(len(cases))]
+    records = pd.DataFrame([c["record"] for c in cases], index=ids)
+    obs = pd.DataFrame(index=pd.Index(ids, name=None))
+    obs["case_id"] = ids
+    obs["project_id"] = [f"DEMO-{c['type'].code}" for c in cases]
+    obs["disease_type"] = records["disease_type"]
+    obs["primary_site"] = records["primary_site"]
+    obs["slide_id"] = [f"demo-s{seed}-{i:04d}" for i in range(len(cases))]
+    for col in _RECORD_COLUMNS:
+        obs[col] = records[col]
+    obs["text"] = _describe(records, seed)
+    for col, levels in _OBS_LEVELS.items():
+        obs[col] = pd.Categorical(obs[col], categories=levels, ordered=col in ("stage", "grade"))
+    obs["age"] = obs["age"].astype(np.int64)
+    return obs
+
+
+def _var(gm: dict, n_genes: int) -> pd.DataFrame:
+    var = pd.DataFrame(index=pd.Index([f"GENE{g:05d}" for g in range(n_genes)]))
+    var["gene_id"] = [f"SIMG{g:06d}" for g in range(n_genes)]
+    var["module"] = pd.Categorical(
+        np.where(gm["module"] >= 0, gm["module_names"][np.maximum(gm["module"], 0)], "none")
+    )
+    return var

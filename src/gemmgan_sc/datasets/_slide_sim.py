@@ -91,10 +91,20 @@ def _tissue_field(p: SlideParams, rng: np.random.Generator) -> np.ndarray:
 def render_slide(p: SlideParams, rng: np.random.Generator) -> np.ndarray:
     """Render one simulated H&E slide as an ``(height, width, 3)`` uint8 RGB array."""
     shape = (int(p.height), int(p.width))
-    H, W = shape
     tissue = _upsample(_tissue_field(p, rng), shape) > 0
+    stroma, tumour, lumen = _regions(p, rng, tissue)
+    eos, grain = _eosin(p, rng, tissue, stroma, tumour)
+    hem = _nuclei(p, rng, stroma, tumour)
+    hem = hem * (0.85 + 0.15 * grain)
+    hem *= tissue & ~lumen
+    hem += 0.08 * p.hema * tumour  # faint basophilic cytoplasm
+    return _colour(p, rng, hem, eos)
 
-    # Regions inside the tissue: stroma (low-frequency blobs) and lumens (tumour only).
+
+def _regions(p: SlideParams, rng: np.random.Generator, tissue: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(stroma, tumour, lumen) masks inside the tissue: stroma as low-frequency blobs, lumens in tumour only."""
+    shape = tissue.shape
+    H, W = shape
     region = _smooth_noise(rng, shape, (max(H // 160, 3), max(W // 160, 3)))
     stroma = region < np.quantile(region[::4, ::4], np.clip(p.stroma_frac, 0.0, 1.0)) if p.stroma_frac > 0 else np.zeros(shape, bool)
     stroma &= tissue
@@ -105,8 +115,14 @@ def render_slide(p: SlideParams, rng: np.random.Generator) -> np.ndarray:
         tumour &= ~lumen
     else:
         lumen = np.zeros(shape, bool)
+    return stroma, tumour, lumen
 
-    # Eosin: stroma fibres (streaks) and tumour cytoplasm.
+
+def _eosin(p: SlideParams, rng: np.random.Generator, tissue: np.ndarray, stroma: np.ndarray,
+           tumour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(eosin optical density: stroma fibres as streaks and tumour cytoplasm, the tiled grain noise)."""
+    shape = tissue.shape
+    H, W = shape
     fibres = _smooth_noise(rng, shape, (max(H // 6, 4), max(W // 64, 3)))
     reps = (-(-H // 256), -(-W // 256))
     grain = np.tile(rng.standard_normal((256, 256), dtype=np.float32), reps)[:H, :W]
@@ -115,9 +131,15 @@ def render_slide(p: SlideParams, rng: np.random.Generator) -> np.ndarray:
     eos[tumour] = p.eosin * p.cytoplasm * (1.0 + 0.15 * fibres[tumour])
     eos += 0.04 * grain * tissue
     np.clip(eos, 0.0, None, out=eos)
+    return eos, grain
 
-    # Nuclei: one candidate per square grid cell of c px, jittered, elliptical, variable size.
-    # The image is viewed as (gh, c, gw, c) blocks and only cells holding a nucleus are drawn.
+
+def _nuclei(p: SlideParams, rng: np.random.Generator, stroma: np.ndarray, tumour: np.ndarray) -> np.ndarray:
+    """Hematoxylin of the nuclei: one candidate per square grid cell of c px, jittered, elliptical, variable size.
+
+    The image is viewed as (gh, c, gw, c) blocks and only cells holding a nucleus are drawn.
+    """
+    H, W = tumour.shape
     c = int(round(max(p.cell_px, 6.0)))
     gh, gw = -(-H // c), -(-W // c)
     iy = np.minimum(np.arange(gh) * c + c // 2, H - 1)
@@ -126,11 +148,16 @@ def render_slide(p: SlideParams, rng: np.random.Generator) -> np.ndarray:
     in_stroma = stroma[np.ix_(iy, ix)]
     immune = (rng.random((gh, gw)) < p.immune_frac) & (in_tumour | in_stroma)
     present = (in_tumour & (rng.random((gh, gw)) < p.occupancy)) | (in_stroma & (rng.random((gh, gw)) < 0.25))
-    present |= immune
-    py, px = np.nonzero(present)
-    n = py.size
-    imm = immune[py, px]
-    spindle = in_stroma[py, px] & ~imm
+    py, px = np.nonzero(present | immune)
+    edge = _nucleus_blocks(p, rng, c, immune[py, px], in_stroma[py, px] & ~immune[py, px])
+    blocks = np.zeros((gh, gw, c, c), dtype=np.float32)
+    blocks[py, px] = edge
+    return blocks.transpose(0, 2, 1, 3).reshape(gh * c, gw * c)[:H, :W]
+
+
+def _nucleus_blocks(p: SlideParams, rng: np.random.Generator, c: int, imm: np.ndarray, spindle: np.ndarray) -> np.ndarray:
+    """(n, c, c) hematoxylin of n nuclei, one per c x c cell: lymphocytes small and round, fibroblasts spindles."""
+    n = imm.size
     radius = (p.nuc_radius * np.exp(p.pleomorphism * rng.standard_normal(n))).astype(np.float32)
     aspect = np.exp(np.abs(0.25 * rng.standard_normal(n))).astype(np.float32)
     aspect[spindle] = 2.6  # spindle-shaped fibroblasts
@@ -150,16 +177,15 @@ def render_slide(p: SlideParams, rng: np.random.Generator) -> np.ndarray:
     cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
     u = (dx * cos + dy * sin) / a[:, None, None]
     v = (dy * cos - dx * sin) / b[:, None, None]
-    edge = np.clip(1.25 - (u * u + v * v), 0.0, 0.25) * (4.0 * strength[:, None, None])  # soft edge
-    blocks = np.zeros((gh, gw, c, c), dtype=np.float32)
-    blocks[py, px] = edge
-    hem = blocks.transpose(0, 2, 1, 3).reshape(gh * c, gw * c)[:H, :W]
-    hem = hem * (0.85 + 0.15 * grain)
-    hem *= tissue & ~lumen
-    hem += 0.08 * p.hema * tumour  # faint basophilic cytoplasm
+    return np.clip(1.25 - (u * u + v * v), 0.0, 0.25) * (4.0 * strength[:, None, None])  # soft edge
 
-    # Stain vectors perturbed per slide (scanner / staining batch); colour through a lookup table
-    # over quantised optical densities (fast: one gather instead of per-pixel exponentials).
+
+def _colour(p: SlideParams, rng: np.random.Generator, hem: np.ndarray, eos: np.ndarray) -> np.ndarray:
+    """RGB from the two optical densities, stain vectors perturbed per slide (scanner / staining batch).
+
+    Colour comes from a lookup table over quantised optical densities (one gather instead of
+    per-pixel exponentials).
+    """
     hv = _H_VEC * np.exp(p.stain_jitter * rng.standard_normal(3)).astype(np.float32)
     ev = _E_VEC * np.exp(p.stain_jitter * rng.standard_normal(3)).astype(np.float32)
     hq = np.clip(hem * (255.0 / _H_MAX) + 0.5, 0, 255).astype(np.uint16)
