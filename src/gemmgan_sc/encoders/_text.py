@@ -139,19 +139,7 @@ class TextEncoder:
         from tqdm.auto import tqdm
 
         texts = list(texts)
-        if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 2:
-            raise ValueError(f"max_length must be an int >= 2, got {max_length!r}.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-        limit = self.max_positions
-        if limit is not None and max_length > limit:
-            raise ValueError(
-                f"max_length={max_length} is longer than the {limit} positions encoder {self.name!r} accepts; "
-                f"use max_length <= {limit}."
-            )
-        bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-        if bad:
-            raise ValueError(f"texts at positions {bad[:10]} are empty or not strings; give non-empty strings.")
+        self._check_encode_args(texts, max_length, batch_size)
         n = len(texts)
         tokens = np.zeros((n, max_length, self.dim), dtype=np.float16)
         mask = np.zeros((n, max_length), dtype=bool)
@@ -166,24 +154,37 @@ class TextEncoder:
         ) as bar:
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=max_length,
-                    return_tensors="pt",
-                )
-                batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-                hidden = self.model(**batch).last_hidden_state
-                att = batch["attention_mask"].bool()
-                hidden = hidden.masked_fill(~att[..., None], 0.0)
-                width = hidden.shape[1]
-                h = hidden.float().cpu().numpy()
+                h, att = self._hidden([texts[i] for i in idx], max_length)
+                width = h.shape[1]
                 tokens[idx, :width] = h.astype(np.float16)
-                mask[idx, :width] = att.cpu().numpy()
+                mask[idx, :width] = att
                 cls[idx] = h[:, 0]
                 bar.update(len(idx))
         return tokens, mask, cls, n_tokens
+
+    def _check_encode_args(self, texts: list, max_length: Any, batch_size: Any) -> None:
+        if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 2:
+            raise ValueError(f"max_length must be an int >= 2, got {max_length!r}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+        limit = self.max_positions
+        if limit is not None and max_length > limit:
+            raise ValueError(
+                f"max_length={max_length} is longer than the {limit} positions encoder {self.name!r} accepts; "
+                f"use max_length <= {limit}."
+            )
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+        if bad:
+            raise ValueError(f"texts at positions {bad[:10]} are empty or not strings; give non-empty strings.")
+
+    def _hidden(self, texts: list[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 last hidden states with padding zeroed, bool attention mask) of one padded batch."""
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = self.model(**batch).last_hidden_state
+        att = batch["attention_mask"].bool()
+        hidden = hidden.masked_fill(~att[..., None], 0.0)
+        return hidden.float().cpu().numpy(), att.cpu().numpy()
 
 
 def _resolve(encoder: str) -> tuple[str, str]:
@@ -312,19 +313,42 @@ def get_text_encoder(
     if not settings.progress_bar:
         hf_logging.disable_progress_bar()
     try:
+        model, tokenizer = _load_encoder(kind, source, encoder, cache_dir, token, revision)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    model.eval()
+    model.requires_grad_(False)
+    model.to(dev)
+    if getattr(tokenizer, "pad_token", None) is None:
+        if getattr(tokenizer, "eos_token", None) is None:
+            raise ValueError(f"The tokenizer of {encoder!r} has neither a padding nor an end token; it cannot batch.")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"  # the first position must hold the first (CLS) token
+    info = {"model_type": getattr(model.config, "model_type", None), "kind": kind}
+    return TextEncoder(name=encoder, source=source, model=model, tokenizer=tokenizer, device=dev, info=info)
+
+
+def _load_from_hub(source: str, cache_dir, token, revision):
+    """The hub model from the local cache, else downloaded (unless offline or the hub is unreachable)."""
+    try:
+        return _load(source, True, cache_dir, token, revision)
+    except OSError:
+        if _offline():
+            raise
+        why = _hub_unreachable()
+        if why is not None:
+            raise OSError(f"the model is not in the local cache and the hub {why}") from None
+        logger.info("text encoder %s not in the local cache; downloading from the hub", source)
+        return _load(source, False, cache_dir, token, revision)
+
+
+def _load_encoder(kind: str, source: str, encoder: str, cache_dir, token, revision):
+    """(model, tokenizer); a failure is an OSError that says how to get the model."""
+    try:
         if kind == "local":
-            model, tokenizer = _load(source, True, None, None, None)
-        else:
-            try:
-                model, tokenizer = _load(source, True, cache_dir, token, revision)
-            except OSError:
-                if _offline():
-                    raise
-                why = _hub_unreachable()
-                if why is not None:
-                    raise OSError(f"the model is not in the local cache and the hub {why}") from None
-                logger.info("text encoder %s not in the local cache; downloading from the hub", source)
-                model, tokenizer = _load(source, False, cache_dir, token, revision)
+            return _load(source, True, None, None, None)
+        return _load_from_hub(source, cache_dir, token, revision)
     except ImportError:
         raise
     except Exception as err:  # noqa: BLE001 - reported with the way out
@@ -340,16 +364,3 @@ def get_text_encoder(
             f"Could not load the text encoder {encoder!r} from the folder {source}: {type(err).__name__}: {err}. "
             "The folder needs config.json, the weights and the tokenizer files (save_pretrained of both)."
         ) from err
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    model.eval()
-    model.requires_grad_(False)
-    model.to(dev)
-    if getattr(tokenizer, "pad_token", None) is None:
-        if getattr(tokenizer, "eos_token", None) is None:
-            raise ValueError(f"The tokenizer of {encoder!r} has neither a padding nor an end token; it cannot batch.")
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "right"  # the first position must hold the first (CLS) token
-    info = {"model_type": getattr(model.config, "model_type", None), "kind": kind}
-    return TextEncoder(name=encoder, source=source, model=model, tokenizer=tokenizer, device=dev, info=info)

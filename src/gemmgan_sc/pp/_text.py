@@ -173,9 +173,22 @@ def embed_text(
     adata.obsm[keys["tokens"]] = tokens
     adata.obsm[keys["mask"]] = mask
     adata.obsm[keys["cls"]] = cls
+    params = _params(adata, enc, keys, text_key, max_length, batch_size, n_tokens, na_text, len(na_rows))
+    adata.uns[keys["uns"]] = {"params": params}
+    prov = adata.uns.get("gemmgan")
+    prov = dict(prov) if isinstance(prov, dict) else {}
+    prov["text_encoder"] = {"key": key_added, "encoder": enc.name, "source": enc.source, "dim": enc.dim}
+    adata.uns["gemmgan"] = prov
+    return adata if copy else None
+
+
+def _params(adata: AnnData, enc: TextEncoder, keys: dict[str, str], text_key: str, max_length: int, batch_size: int,
+            n_tokens: np.ndarray, na_text: str | None, n_na: int) -> dict:
+    """What :func:`embed_text` records in ``uns``: the encoder, the keys written and the truncated rows."""
     import transformers
 
-    params = {
+    truncated = n_tokens > max_length
+    return {
         "text_key": text_key,
         "encoder": enc.name,
         "source": enc.source,
@@ -192,12 +205,6 @@ def embed_text(
         "n_tokens_max": int(n_tokens.max()),
         "n_tokens_mean": float(n_tokens.mean()),
         "na_text": na_text if na_text is not None else "",
-        "n_na": len(na_rows),
+        "n_na": n_na,
         "transformers_version": transformers.__version__,
     }
-    adata.uns[keys["uns"]] = {"params": params}
-    prov = adata.uns.get("gemmgan")
-    prov = dict(prov) if isinstance(prov, dict) else {}
-    prov["text_encoder"] = {"key": key_added, "encoder": enc.name, "source": enc.source, "dim": enc.dim}
-    adata.uns["gemmgan"] = prov
-    return adata if copy else None
