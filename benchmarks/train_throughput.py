@@ -3,25 +3,25 @@
 (a) ``library``: ``gg.GeMMGAN(adata, ...).train(...)`` (Lightning plan, device-resident float16 patch bank, one
     critic pass for real/fake/interpolated, generator condition computed once per batch). Step times come from a
     Lightning callback; the first step is a warm-up and is not timed.
-(b) ``naive``: what the authors' public code does, with the same networks built from torch's own layers
-    (``ConditionFusion(torch_layers=True)``: ``torch.nn.TransformerEncoderLayer``, as the authors' code; same
-    architecture, parameters and FLOPs as the library's layers): one ``.npy`` file of
+(b) ``naive`` (unless ``--library-only``): what the authors' public code does, with the library's networks
+    (``gemmgan_sc.nn.ConditionFusion``, built on ``torch.nn.TransformerEncoderLayer`` and
+    ``torch.nn.MultiheadAttention`` as the authors' code): one ``.npy`` file of
     patch embeddings (float32, all tiles of the slide) and one of text tokens per sample; the random draw of
     ``n_patches`` tiles happens in ``Dataset.__getitem__`` (``np.random.choice`` without replacement) behind a
     ``DataLoader``; per critic step the generator (fusion + MLP) runs again and the critic (fusion + MLP) is called
     three times (fake, real, interpolated), each recomputing its fusion network; then one generator update.
-(c) ``naive_library_layers`` (unless ``--no-naive-library-layers``): the naive pipeline with the library's
-    Transformer layers (fast CPU dropout, cache-blocked attention), to split the speed-up into what the training
-    plan saves and what the layers save.
 
 FLOPs: ``step_flops()`` counts the matmuls of one library step and one naive step analytically (formula in its
 docstring); a ``torch.utils.flop_counter.FlopCounterMode`` count of one real library step is recorded beside it as
 a check. ``flop_fraction`` = (analytic library FLOPs per step / measured seconds per step) / (matmul FLOP/s measured
 in the same run with ``torch.matmul`` on the step's own shapes, best of them).
 
-    python benchmarks/train_throughput.py [--quick] [--device cpu|cuda] [--out PATH]
+    python benchmarks/train_throughput.py [--quick] [--device cpu|cuda] [--library-only] [--out PATH]
 
-The last output line is JSON with ``samples_per_s``, ``naive_samples_per_s``, ``speedup``, ``flop_fraction``.
+The result is written to ``benchmarks/results/train_throughput_<config>_<device>.json`` (one current file per
+configuration; earlier figures are in the file's git history). ``--library-only`` times (a) alone, e.g. to compare
+two versions of the library in one run: ``PYTHONPATH=<other checkout>/src python benchmarks/train_throughput.py
+--library-only --out /tmp/other.json``. The last output line is JSON with ``samples_per_s``, ``naive_samples_per_s``, ``speedup``, ``flop_fraction``.
 """
 
 from __future__ import annotations
@@ -141,8 +141,9 @@ def matmul_flops_per_s(c: dict, device: str, dtype: torch.dtype, seconds: float 
 
 
 # ------------------------------------------------------------------- data
-def make_cohort(tmp: Path, c: dict, n: int, seed: int = 0):
-    """AnnData + patch store for the library, and the same data as per-sample .npy files for the naive loop."""
+def make_cohort(tmp: Path, c: dict, n: int, seed: int = 0, with_npy: bool = True):
+    """AnnData + patch store for the library, and (``with_npy``) the same data as per-sample .npy files for the
+    naive loop."""
     rng = np.random.default_rng(seed)
     adata = ad.AnnData(np.abs(rng.normal(3, 1, size=(n, c["genes"]))).astype(np.float32))
     adata.obs_names = [f"s{i}" for i in range(n)]
@@ -157,9 +158,10 @@ def make_cohort(tmp: Path, c: dict, n: int, seed: int = 0):
     for i, sid in enumerate(adata.obs["slide_id"]):
         feats = rng.normal(size=(c["tiles"], c["patch_dim"])).astype(np.float16)
         store.add(sid, feats)
-        np.save(npy / f"{sid}.npy", feats.astype(np.float32))  # the authors keep float32 encoder outputs
-        np.save(npy / f"{sid}_tokens.npy", tokens[i].astype(np.float32))
-        np.save(npy / f"{sid}_mask.npy", tmask[i])
+        if with_npy:
+            np.save(npy / f"{sid}.npy", feats.astype(np.float32))  # the authors keep float32 encoder outputs
+            np.save(npy / f"{sid}_tokens.npy", tokens[i].astype(np.float32))
+            np.save(npy / f"{sid}_mask.npy", tmask[i])
     adata.obsm["X_text_tokens"] = tokens
     adata.obsm["text_mask"] = tmask
     return adata, str(store.path), npy
@@ -267,14 +269,12 @@ class NaiveModel(torch.nn.Module):
         return self.mlp(v, cond)
 
 
-def run_naive(adata, npy: Path, c: dict, device: str, precision, steps: int, workers: int,
-              torch_layers: bool = True) -> dict:
+def run_naive(adata, npy: Path, c: dict, device: str, precision, steps: int, workers: int) -> dict:
     torch.manual_seed(0)
     np.random.seed(0)
     x = adata.X.astype(np.float32)
     x = (x - x.mean(0)) / x.std(0).clip(1e-6)
-    kw = dict(d_model=c["d_model"], n_heads=c["n_heads"], n_layers=c["n_layers"], d_ff=c["d_ff"],
-              torch_layers=torch_layers)
+    kw = dict(d_model=c["d_model"], n_heads=c["n_heads"], n_layers=c["n_layers"], d_ff=c["d_ff"])
     gen = NaiveModel(ConditionFusion(c["patch_dim"], c["text_dim"], **kw),
                      Generator(c["n_latent"], c["d_model"], c["genes"], c["hidden"])).to(device)
     disc = NaiveModel(ConditionFusion(c["patch_dim"], c["text_dim"], **kw),
@@ -343,12 +343,11 @@ def run_naive(adata, npy: Path, c: dict, device: str, precision, steps: int, wor
     wall = time.perf_counter() - start
     per_step = float(np.mean(times[1:]))
     return {"step_seconds": [round(t, 4) for t in times], "seconds_per_step": per_step,
-            "samples_per_s": c["batch"] / per_step, "loop_wall_s": wall, "dataloader_workers": workers,
-            "layers": "torch.nn.TransformerEncoderLayer" if torch_layers else "gemmgan_sc.nn.TransformerEncoderLayer"}
+            "samples_per_s": c["batch"] / per_step, "loop_wall_s": wall, "dataloader_workers": workers}
 
 
 # ------------------------------------------------------------------- main
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small configuration (minutes on 2 CPU cores)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -362,10 +361,97 @@ def main() -> None:
                              "turns on Lightning's deterministic mode)")
     parser.add_argument("--no-flop-counter", action="store_true", help="skip the FlopCounterMode check")
     parser.add_argument("--compile", action="store_true", help="also time the library with train(compile=True)")
-    parser.add_argument("--no-naive-library-layers", action="store_true",
-                        help="skip the naive pipeline run with the library's layers")
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--library-only", action="store_true",
+                        help="time the library alone (no naive pipeline, no FLOP counter, no .npy files)")
+    parser.add_argument("--out", default=None, help="result JSON (default benchmarks/results/"
+                                                    "train_throughput_<config>_<device>.json)")
+    return parser.parse_args()
+
+
+def measure(args, c: dict, device: str, precision) -> dict:
+    """Write the cohort and time every pipeline asked for; the matmul rate is measured before and after."""
+    steps = c["steps"]
+    n = c["batch"] * (steps + 1)
+    runs: dict = {"n": n, "library_compiled": None, "naive": None, "flop_counter": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        adata, store, npy = make_cohort(Path(tmp), c, n, with_npy=not args.library_only)
+        print(f"cohort of {n} samples written in {time.perf_counter() - t0:.1f} s", flush=True)
+        runs["mm_dtype"] = torch.bfloat16 if precision and "bf16" in str(precision) else torch.float32
+        runs["mm_before"] = matmul_flops_per_s(c, device, runs["mm_dtype"])
+        print(f"matmul {runs['mm_dtype']}: best {runs['mm_before']['best'] / 1e9:.1f} GFLOP/s", flush=True)
+        lib = runs["library"] = run_library(adata, store, c, device, precision, steps, args.seed)
+        print(f"library: {lib['seconds_per_step']:.3f} s/step, {lib['samples_per_s']:.2f} samples/s", flush=True)
+        if args.compile:
+            comp = runs["library_compiled"] = run_library(adata, store, c, device, precision, steps, args.seed,
+                                                          compile=True)
+            print(f"library, compile=True: {comp['seconds_per_step']:.3f} s/step (first step, with the "
+                  f"compilation: {comp['step_seconds'][0]:.1f} s)", flush=True)
+        if not args.library_only:
+            naive = runs["naive"] = run_naive(adata, npy, c, device, precision, steps, args.naive_workers)
+            print(f"naive:   {naive['seconds_per_step']:.3f} s/step, {naive['samples_per_s']:.2f} samples/s",
+                  flush=True)
+            if not args.no_flop_counter:
+                runs["flop_counter"] = count_library_flops(adata, store, c, device, precision)
+        runs["mm_after"] = matmul_flops_per_s(c, device, runs["mm_dtype"])
+    return runs
+
+
+def build_result(args, c: dict, device: str, precision, runs: dict, load_before: list[float]) -> dict:
+    flops = step_flops(c)
+    mm_before, mm_after = runs["mm_before"], runs["mm_after"]
+    best_mm = max(mm_before["best"], mm_after["best"])
+    lib, naive = runs["library"], runs["naive"]
+    achieved = flops["library"] / lib["seconds_per_step"]
+    naive_achieved = None if naive is None else flops["naive"] / naive["seconds_per_step"]
+    result = {
+        "benchmark": "train_throughput",
+        "config": "quick" if args.quick else "paper",
+        "hyperparameters": c,
+        "device": device,
+        "precision": precision or "32",
+        "torch_threads": torch.get_num_threads(),
+        "library_seed": args.seed,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "cohort": f"{runs['n']} samples x {c['genes']} genes, {c['tiles']} tiles x {c['patch_dim']}-d per slide, "
+                  f"{c['tokens']} tokens x {c['text_dim']}-d",
+        "library": lib,
+        "naive": naive,
+        "library_compiled": runs["library_compiled"],
+        "samples_per_s": lib["samples_per_s"],
+        "naive_samples_per_s": None if naive is None else naive["samples_per_s"],
+        "speedup": None if naive is None else lib["samples_per_s"] / naive["samples_per_s"],
+        "analytic_flops_per_step": flops,
+        "flop_counter_library_step": runs["flop_counter"],
+        "matmul_flops_per_s": {"before": mm_before, "after": mm_after, "best": best_mm, "dtype": str(runs["mm_dtype"])},
+        "achieved_flops_per_s": achieved,
+        "naive_achieved_flops_per_s": naive_achieved,
+        "flop_fraction": achieved / best_mm,
+        "naive_flop_fraction": None if naive is None else naive_achieved / best_mm,
+        "flop_bound_seconds_per_step": flops["library"] / best_mm,
+        "library_source": str(Path(gg.__file__).parent),
+        "machine": machine_info(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+    }
+    try:
+        result["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                               cwd=Path(gg.__file__).parent).stdout.strip()
+    except OSError:
+        pass
+    return result
+
+
+def write_json(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_suffix(".json.tmp")
+    tmp_path.write_text(json.dumps(result, indent=1, default=str))
+    os.replace(tmp_path, path)
+
+
+def main() -> None:
+    args = parse_args()
     name = "quick" if args.quick else "paper"
     c = dict(CONFIGS[name])
     if args.steps:
@@ -382,85 +468,15 @@ def main() -> None:
     gg.settings.progress_bar = False
     load_before = load_average()
     print(f"config {name}: {c}; device {device}; precision {precision}; torch threads {torch.get_num_threads()}; "
-          f"load average {load_before}", flush=True)
-
-    steps = c["steps"]
-    n = c["batch"] * (steps + 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        adata, store, npy = make_cohort(Path(tmp), c, n)
-        print(f"cohort of {n} samples written in {time.perf_counter() - t0:.1f} s", flush=True)
-        mm_dtype = torch.bfloat16 if precision and "bf16" in str(precision) else torch.float32
-        mm = matmul_flops_per_s(c, device, mm_dtype)
-        print(f"matmul {mm_dtype}: best {mm['best'] / 1e9:.1f} GFLOP/s", flush=True)
-        lib = run_library(adata, store, c, device, precision, steps, args.seed)
-        print(f"library: {lib['seconds_per_step']:.3f} s/step, {lib['samples_per_s']:.2f} samples/s", flush=True)
-        lib_compiled = None
-        if args.compile:
-            lib_compiled = run_library(adata, store, c, device, precision, steps, args.seed, compile=True)
-            print(f"library, compile=True: {lib_compiled['seconds_per_step']:.3f} s/step (first step, with the "
-                  f"compilation: {lib_compiled['step_seconds'][0]:.1f} s)", flush=True)
-        naive = run_naive(adata, npy, c, device, precision, steps, args.naive_workers)
-        print(f"naive:   {naive['seconds_per_step']:.3f} s/step, {naive['samples_per_s']:.2f} samples/s", flush=True)
-        naive_lib = None
-        if not args.no_naive_library_layers:
-            naive_lib = run_naive(adata, npy, c, device, precision, steps, args.naive_workers, torch_layers=False)
-            print(f"naive, library layers: {naive_lib['seconds_per_step']:.3f} s/step, "
-                  f"{naive_lib['samples_per_s']:.2f} samples/s", flush=True)
-        counted = None if args.no_flop_counter else count_library_flops(adata, store, c, device, precision)
-        mm_after = matmul_flops_per_s(c, device, mm_dtype)
-    flops = step_flops(c)
-    best_mm = max(mm["best"], mm_after["best"])
-    achieved = flops["library"] / lib["seconds_per_step"]
-    naive_achieved = flops["naive"] / naive["seconds_per_step"]
-    load_after = load_average()
-    result = {
-        "benchmark": "train_throughput",
-        "config": name,
-        "hyperparameters": c,
-        "device": device,
-        "precision": precision or "32",
-        "torch_threads": torch.get_num_threads(),
-        "library_seed": args.seed,
-        "load_average_before": load_before,
-        "load_average_after": load_after,
-        "cohort": f"{n} samples x {c['genes']} genes, {c['tiles']} tiles x {c['patch_dim']}-d per slide, "
-                  f"{c['tokens']} tokens x {c['text_dim']}-d",
-        "library": lib,
-        "naive": naive,
-        "naive_library_layers": naive_lib,
-        "library_compiled": lib_compiled,
-        "samples_per_s": lib["samples_per_s"],
-        "naive_samples_per_s": naive["samples_per_s"],
-        "speedup": lib["samples_per_s"] / naive["samples_per_s"],
-        "speedup_from_layers": None if naive_lib is None else naive_lib["samples_per_s"] / naive["samples_per_s"],
-        "speedup_from_plan": None if naive_lib is None else lib["samples_per_s"] / naive_lib["samples_per_s"],
-        "analytic_flops_per_step": flops,
-        "flop_counter_library_step": counted,
-        "matmul_flops_per_s": {"before": mm, "after": mm_after, "best": best_mm, "dtype": str(mm_dtype)},
-        "achieved_flops_per_s": achieved,
-        "naive_achieved_flops_per_s": naive_achieved,
-        "flop_fraction": achieved / best_mm,
-        "naive_flop_fraction": naive_achieved / best_mm,
-        "flop_bound_seconds_per_step": flops["library"] / best_mm,
-        "machine": machine_info(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-    }
-    try:
-        result["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                               cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        pass
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(result, indent=1, default=str))
-    os.replace(tmp_path, out_path)
+          f"load average {load_before}; library {Path(gg.__file__).parent}", flush=True)
+    runs = measure(args, c, device, precision)
+    result = build_result(args, c, device, precision, runs, load_before)
+    write_json(out_path, result)
+    flops = result["analytic_flops_per_step"]
     summary = {k: result[k] for k in ("config", "device", "samples_per_s", "naive_samples_per_s", "speedup",
-                                      "speedup_from_plan", "speedup_from_layers", "flop_fraction",
-                                      "naive_flop_fraction", "torch_threads")}
+                                      "flop_fraction", "naive_flop_fraction", "torch_threads")}
     summary["load_average"] = load_before
-    summary["sample_profiles_per_s"] = lib["sample_profiles_per_s"]
+    summary["sample_profiles_per_s"] = result["library"]["sample_profiles_per_s"]
     summary["library_tflop_per_step"] = flops["library"] / 1e12
     summary["naive_tflop_per_step"] = flops["naive"] / 1e12
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}))
