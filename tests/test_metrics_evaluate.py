@@ -37,7 +37,7 @@ class FakeModel:
 
     def __init__(self, adata, centres, mode="true", layer="log"):
         self.adata, self.centres, self.mode = adata, centres, mode
-        self.registry = AnnDataRegistry(layer=layer, labels_keys=["group"])
+        self.registry = AnnDataRegistry(layer=layer, labels_keys=["group"], expression_scale="any")
         self.var_names = pd.Index(adata.var_names[:-1])
         perm = np.random.default_rng(1).permutation(adata.n_obs)
         cut = int(0.75 * adata.n_obs)
@@ -52,7 +52,8 @@ class FakeModel:
     def sample(self, adata=None, indices=None, n_samples=1, seed=None):
         adata = self.adata if adata is None else adata
         idx = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
-        self.calls.append((len(idx), seed))
+        self.calls.append((len(idx), n_samples, seed))
+        idx = np.repeat(idx, n_samples)
         rng = np.random.default_rng(seed)
         group = adata.obs["group"].cat.codes.to_numpy()[idx]
         if self.mode == "copy":
@@ -61,6 +62,7 @@ class FakeModel:
             x = self.centres[group][:, :-1] + rng.normal(size=(len(idx), len(self.var_names))) + 5
             x = x + (3.0 if self.mode == "shifted" else 0.0)
         obs = adata.obs.iloc[idx].copy()
+        obs["source_obs"] = obs.index.astype(str)
         obs["synthetic"] = True
         obs.index = [f"synth{i}" for i in range(len(idx))]
         # genes in another order than the model's: evaluate must align by name
@@ -69,8 +71,9 @@ class FakeModel:
         return out
 
 
-def value(table, metric, classifier="", label=""):
-    row = table[(table.metric == metric) & (table.classifier == classifier) & (table.label == label)]
+def value(table, metric, classifier="", label="", reference=""):
+    row = table[(table.metric == metric) & (table.classifier == classifier) & (table.label == label)
+                & (table.reference == reference)]
     assert len(row) == 1, (metric, classifier, label)
     return float(row["mean"].iloc[0])
 
@@ -83,9 +86,10 @@ def data():
 def test_evaluate_true_model_looks_real(data):
     adata, centres = data
     model = FakeModel(adata, centres)
-    table = gg.metrics.evaluate(model, adata, n_runs=2, classifiers=("logreg", "rf"), seed=3, k=5)
-    assert list(table.columns) == ["metric", "classifier", "label", "mean", "std"]
-    assert model.calls == [(120, 3), (40, 4), (120, 5), (40, 6)]  # train and held-out conditions, seeded
+    table = gg.metrics.evaluate(model, adata, n_runs=2, classifiers=("logreg", "rf"), seed=3, k=5, references=())
+    assert list(table.columns) == ["metric", "classifier", "label", "mean", "std", "reference"]
+    # train and held-out conditions, seeded; then 10 draws per held-out row for conditional fidelity (seed + 4 + i)
+    assert model.calls == [(120, 1, 3), (40, 1, 4), (40, 10, 7), (120, 1, 5), (40, 1, 6), (40, 10, 8)]
     assert abs(value(table, "detectability_accuracy", "logreg") - 0.5) < 0.15
     assert value(table, "utility_accuracy", "rf", "group") > 0.9
     assert value(table, "utility_real_accuracy", "rf", "group") > 0.9
@@ -115,7 +119,7 @@ def test_metrics_table_h5ad_round_trip_and_plot(data, tmp_path):
     adata, centres = data
     adata = adata.copy()
     table = gg.metrics.evaluate(FakeModel(adata, centres), adata, n_runs=1, classifiers=["logreg"], k=5,
-                                key_added="my_eval")
+                                key_added="my_eval", references=())
     path = tmp_path / "eval.h5ad"
     adata.write_h5ad(path)
     back = ad.read_h5ad(path)
@@ -191,3 +195,123 @@ def test_evaluate_real_gemmgan(tmp_path):
         len(model.split["train"]) / adata.n_obs
     )
     assert gg.metrics.metrics_table(adata).equals(table)
+
+
+# ------------------------------------------------------------------ Frechet, sd ratio, conditional, references
+def test_new_fidelity_rows_equal_the_public_functions(data):
+    adata, centres = data
+    model = FakeModel(adata, centres, "shifted")
+    table = gg.metrics.evaluate(model, adata.copy(), n_runs=1, classifiers=["logreg"], seed=2, k=5,
+                                frechet_components=6)
+    tr, te = model.split["train"], model.split["validation"]
+    x = adata[:, model.var_names].layers["log"]
+    z_tr, z_te = model.normalize(x[tr]), model.normalize(x[te])
+    s_te = model.normalize(model.sample(adata, te, seed=3)[:, model.var_names].X)  # run 0, held-out: seed + 1
+    fd = gg.metrics.frechet_distance(z_te, s_te, reference=z_tr, n_components=6)
+    assert value(table, "frechet_distance") == pytest.approx(fd, rel=1e-5)
+    assert value(table, "sd_ratio") == pytest.approx(gg.metrics.sd_ratio(z_te, s_te), rel=1e-5)
+    cond = gg.metrics.conditional_fidelity(model, adata, te, n_draws=10, seed=2 + 2)  # seed + 2 n_runs + 0
+    for name in ("pearson_mean", "spearman_median", "pearson_n_above"):
+        assert value(table, f"conditional_{name}") == pytest.approx(cond.summary[name], rel=1e-5)
+    # the shift shows against the ceiling
+    assert value(table, "frechet_distance") > 5 * value(table, "frechet_distance", reference="real_rows")
+    assert set(table.reference) == {"", "real_rows"}
+
+
+def test_real_rows_ceiling(data):
+    adata, centres = data
+    table = gg.metrics.evaluate(FakeModel(adata, centres, "copy"), adata.copy(), n_runs=2, classifiers=["logreg"],
+                                k=5)
+    assert list(dict.fromkeys(table.reference)) == ["", "real_rows"]
+    ceiling = table[table.reference == "real_rows"]
+    # real rows against real rows: undetectable, on the manifold, same spread and correlations
+    assert abs(value(table, "detectability_auc", "logreg", reference="real_rows") - 0.5) < 0.2
+    assert value(table, "precision", reference="real_rows") > 0.6 and value(table, "recall", reference="real_rows") > 0.6
+    assert abs(value(table, "sd_ratio", reference="real_rows") - 1.0) < 0.2
+    assert value(table, "utility_accuracy", "logreg", "group", reference="real_rows") > 0.9
+    # 120 training rows: 40 stand for the held-out conditions, the other 80 in halves of 40 (real / synthetic)
+    assert value(table, "privacy_closer_to_train_expected", reference="real_rows") == 0.5
+    assert abs(value(table, "privacy_closer_to_train", reference="real_rows") - 0.5) < 0.2
+    assert not ceiling.metric.str.startswith("conditional").any()
+    # the copying model: perfect conditional fidelity, and privacy far worse than the ceiling
+    assert value(table, "conditional_pearson_mean") == pytest.approx(1.0)
+    assert value(table, "conditional_pearson_n_above") == len(FakeModel(adata, centres).var_names)
+    assert value(table, "privacy_closer_to_train") == 1.0
+    assert (table["std"] >= 0).all() and np.isfinite(table["mean"]).all()
+
+
+def test_ceiling_left_out_when_the_split_is_too_small(data, caplog):
+    import logging
+
+    adata, centres = data
+    model = FakeModel(adata, centres)
+    model.split = {"train": np.arange(42), "validation": np.arange(42, 82)}
+    logging.getLogger("gemmgan_sc").addHandler(caplog.handler)
+    try:
+        table = gg.metrics.evaluate(model, adata.copy(), n_runs=1, classifiers=["logreg"], k=5, conditional_draws=0)
+    finally:
+        logging.getLogger("gemmgan_sc").removeHandler(caplog.handler)
+    assert set(table.reference) == {""}
+    assert "no real-rows ceiling" in caplog.text and "at least 44 rows" in caplog.text
+    assert not table.metric.str.startswith("conditional").any()
+
+
+def test_conditional_fidelity_only_for_conditional_models_unless_asked(data):
+    adata, centres = data
+
+    class Unconditional(FakeModel):
+        def _uses(self, modality):
+            return False
+
+    model = Unconditional(adata, centres)
+    table = gg.metrics.evaluate(model, adata.copy(), n_runs=1, classifiers=["logreg"], k=5, references=())
+    assert not table.metric.str.startswith("conditional").any()
+    assert all(n == 1 for _, n, _ in model.calls)
+    forced = gg.metrics.evaluate(model, adata.copy(), n_runs=1, classifiers=["logreg"], k=5, references=(),
+                                 conditional_draws=3)
+    assert (40, 3, 2) in model.calls and "conditional_spearman_mean" in set(forced.metric)
+
+
+def test_reference_arguments_validate(data):
+    adata, centres = data
+    model = FakeModel(adata, centres)
+    with pytest.raises(ValueError, match="references must be a list of"):
+        gg.metrics.evaluate(model, adata, references=["median"])
+    with pytest.raises(ValueError, match="conditional_draws must be None or an int"):
+        gg.metrics.evaluate(model, adata, conditional_draws=-1)
+    with pytest.raises(ValueError, match="frechet_components must be a positive int"):
+        gg.metrics.evaluate(model, adata, frechet_components=0)
+    x = np.random.default_rng(0).normal(size=(30, 4))
+    with pytest.raises(ValueError, match=r"references must be a list of \('real_rows',\)"):
+        gg.metrics.evaluate_samples(x, x, x, x, references=["gaussian"])
+
+
+def test_evaluate_samples_ceiling_and_old_tables(data):
+    rng = np.random.default_rng(0)
+    tr, s_tr = rng.normal(size=(160, 6)), rng.normal(size=(160, 6))
+    te, s_te = rng.normal(size=(60, 6)), rng.normal(size=(60, 6))
+    target = ad.AnnData(np.zeros((2, 1)))
+    table = gg.metrics.evaluate_samples(tr, te, s_tr, 2.0 * s_te, classifiers=["logreg"], k=5, normalize=False,
+                                        adata=target)
+    assert value(table, "sd_ratio") == pytest.approx(gg.metrics.sd_ratio(te, 2.0 * s_te))
+    assert abs(value(table, "sd_ratio", reference="real_rows") - 1.0) < 0.2
+    assert target.uns["gemmgan_metrics"]["params"]["references"] == ["real_rows"]
+    # a table stored before the reference column existed reads back as the model's rows
+    del target.uns["gemmgan_metrics"]["table"]["reference"]
+    old = gg.metrics.metrics_table(target)
+    assert list(old.columns)[-1] == "reference" and old.reference.eq("").all()
+
+
+@pytest.mark.skipif(not hasattr(gg, "GaussianBaseline"), reason="gg.GaussianBaseline is not in this version")
+def test_gaussian_floor_rows(data):
+    adata, centres = data
+    before = dict(adata.uns)
+    shifted = gg.metrics.evaluate(FakeModel(adata, centres, "shifted"), adata, n_runs=1, classifiers=["logreg"], k=5,
+                                  references=["real_rows", "gaussian"], key_added="with_floor")
+    assert list(dict.fromkeys(shifted.reference)) == ["", "real_rows", "gaussian"]
+    assert set(adata.uns) - set(before) == {"with_floor"}  # the baseline was set up on private copies
+    # a class-conditional Gaussian on the true mixture beats the shifted generator, is beaten by the ceiling
+    fd = {r: value(shifted, "frechet_distance", reference=r) for r in ("", "real_rows", "gaussian")}
+    assert fd["real_rows"] < fd["gaussian"] < fd[""]
+    assert value(shifted, "utility_accuracy", "logreg", "group", reference="gaussian") > 0.8
+    assert "conditional_pearson_mean" in set(shifted[shifted.reference == "gaussian"].metric)
