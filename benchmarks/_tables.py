@@ -31,6 +31,11 @@ DEMO_LABEL = "disease_type"
 CPU_GEMMGAN = {"d_model": 64, "n_latent": 64, "n_patches": 32, "d_ff": 128, "n_heads": 4}
 #: Short names of the metrics in the paper's layout.
 METRIC_NAMES = {"accuracy": "Acc", "f1": "F1", "f1_macro": "F1", "auc": "AUC"}
+#: Row names of the reference rows of ``gg.metrics.evaluate`` (its ``reference`` column).
+REFERENCE_ROWS = {"real_rows": "Real training rows (ceiling)", "gaussian": "Gaussian baseline (floor)"}
+#: Column of the paper layout saying whether a model beats the Gaussian floor.
+BEATS_COLUMN = "Beats Gaussian floor"
+_TMP_KEY = "_benchmark_tables_tmp"
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -163,8 +168,16 @@ def run_specs(
     seed: int = 0,
     log: Callable[[str], None] = print,
     k: int = 10,
+    references: Sequence[str] = tuple(REFERENCE_ROWS),
+    conditional_draws: int = 10,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Train each spec for ``epochs`` with ``seed`` (same split for all), evaluate over ``n_runs`` generations.
+
+    Every model goes through ``gg.metrics.evaluate`` with ``conditional_draws`` draws per held-out row for
+    conditional fidelity (unconditional models then show the chance level). The ``references`` rows of
+    ``evaluate`` (real training rows as the ceiling, ``gg.GaussianBaseline`` as the floor) are computed once,
+    with the first spec (all specs share its split) and its label keys, and become rows named by
+    ``REFERENCE_ROWS``; their time is part of the first spec's ``eval_s``.
 
     Returns the long table (``model, metric, classifier, label, mean, std``) and per-model records (train and
     evaluation seconds, epochs, hyperparameters, the conditioning that ran).
@@ -178,7 +191,7 @@ def run_specs(
     if missing:
         raise KeyError(f"label column(s) {missing} not in adata.obs (columns: {list(adata.obs.columns)}).")
     tables, records = [], {}
-    for spec in specs:
+    for j, spec in enumerate(specs):
         log(f"[{spec.name}] setup + training {epochs} epochs ...")
         keys = list(labels) if spec.use_labels else []
         spec.cls.setup_anndata(adata, labels_keys=keys or None, **spec.setup)
@@ -187,8 +200,10 @@ def run_specs(
         model.train(max_epochs=int(epochs), seed=seed, accelerator="cpu", **spec.train)
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        table = gg.tl.compare_models({spec.name: model}, adata, n_runs=int(n_runs), label_keys=keys,
-                                     classifiers=list(classifiers), seed=seed, k=int(k), key_added=None)
+        table = gg.metrics.evaluate(model, adata, n_runs=int(n_runs), label_keys=keys, classifiers=list(classifiers),
+                                    seed=seed, k=int(k), key_added=_TMP_KEY, references=list(references) if j == 0
+                                    else [], conditional_draws=int(conditional_draws))
+        adata.uns.pop(_TMP_KEY, None)
         eval_s = time.perf_counter() - t0
         hist = model.history
         records[spec.name] = {
@@ -200,8 +215,14 @@ def run_specs(
             "last_epoch": {k: _plain(v) for k, v in hist.iloc[-1].items()} if len(hist) else {},
         }
         log(f"[{spec.name}] trained in {train_s:.0f} s, evaluated in {eval_s:.0f} s")
-        tables.append(table)
+        tables.append(name_rows(table, spec.name))
     return pd.concat(tables, ignore_index=True), records
+
+
+def name_rows(table: pd.DataFrame, model: str) -> pd.DataFrame:
+    """``evaluate``'s table with a ``model`` column: ``model`` for its own rows, ``REFERENCE_ROWS`` names else."""
+    names = table["reference"].map(lambda r: model if r == "" else REFERENCE_ROWS.get(r, r))
+    return table.assign(model=names)[["model", "metric", "classifier", "label", "mean", "std"]]
 
 
 def _plain(v: Any) -> Any:
@@ -221,27 +242,27 @@ def _cell(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def paper_layout(long: pd.DataFrame, classifiers: Sequence[str], label: str | None, digits: int = 3,
-                 real_row: str | None = "Real data (train on real)") -> pd.DataFrame:
-    """Rows = models; columns = precision, recall, correlation MSE and gamma, detectability per classifier
-    (accuracy, F1, AUC), utility per classifier (accuracy, macro F1) on ``label``; cells ``mean ± std``.
+#: Metrics where lower means closer to the real data (for the floor comparison).
+_LOWER_BETTER = {"correlation_mse", "frechet_distance"}
 
-    With ``real_row``, a last row holds the train-on-real utility (the same held-out rows and classifiers).
-    """
-    need = {"model", "metric", "classifier", "label", "mean", "std"}
-    if not need <= set(long.columns):
-        raise ValueError(f"long table lacks columns {sorted(need - set(long.columns))}.")
-    models = list(dict.fromkeys(long["model"]))
 
-    def get(model: str, metric: str, clf: str = "", lab: str = "") -> tuple[float, float]:
-        hit = long[(long["model"] == model) & (long["metric"] == metric) & (long["classifier"] == clf)
-                   & (long["label"] == lab)]
-        return (float(hit["mean"].iloc[0]), float(hit["std"].iloc[0])) if len(hit) else (np.nan, np.nan)
+def _closeness(metric: str, value: float) -> float:
+    """A score where higher is better: AUC near 0.5, sd ratio near 1, lower MSE / Frechet, else higher."""
+    if metric == "detectability_auc":
+        return -abs(value - 0.5)
+    if metric == "sd_ratio":
+        return -abs(np.log(value)) if value > 0 else -np.inf
+    return -value if metric in _LOWER_BETTER else value
 
-    cols: list[tuple[str, str, str, str]] = [  # (column name, metric, classifier, label)
+
+def _layout_columns(classifiers: Sequence[str], label: str | None, conditional: bool) -> list[tuple[str, str, str, str]]:
+    cols = [  # (column name, metric, classifier, label)
         ("Precision ↑", "precision", "", ""), ("Recall ↑", "recall", "", ""),
         ("Corr. MSE ↓", "correlation_mse", "", ""), ("Corr. γ ↑", "correlation_gamma", "", ""),
+        ("Fréchet ↓", "frechet_distance", "", ""), ("SD ratio →1", "sd_ratio", "", ""),
     ]
+    if conditional:
+        cols.append(("Cond. Pearson ↑", "conditional_pearson_mean", "", ""))
     for clf in classifiers:
         for m in ("accuracy", "f1", "auc"):
             cols.append((f"Detect. {clf} {METRIC_NAMES[m]} ↓", f"detectability_{m}", clf, ""))
@@ -249,9 +270,59 @@ def paper_layout(long: pd.DataFrame, classifiers: Sequence[str], label: str | No
         for clf in classifiers:
             for m in ("accuracy", "f1_macro"):
                 cols.append((f"Utility {clf} {METRIC_NAMES[m]} ↑", f"utility_{m}", clf, label))
-    rows = {}
-    for model in models:
-        rows[model] = {c: _cell(*get(model, metric, clf, lab), digits) for c, metric, clf, lab in cols}
+    return cols
+
+
+def beats_floor(get: Callable[..., tuple[float, float]], model: str, floor: str,
+                checks: Sequence[tuple[str, str, str, str]]) -> str:
+    """``"yes"`` when ``model``'s means are at least as close to the real data as the floor's on every metric of
+    ``checks`` that both have, else ``"no (worse on ...)"``; ``"–"`` when nothing compares."""
+    worse, compared = [], 0
+    for name, metric, clf, lab in checks:
+        m, f = get(model, metric, clf, lab)[0], get(floor, metric, clf, lab)[0]
+        if not (np.isfinite(m) and np.isfinite(f)):
+            continue
+        compared += 1
+        if _closeness(metric, m) < _closeness(metric, f):
+            worse.append(name.rstrip(" ↑↓→1").strip())
+    if not compared:
+        return "–"
+    return "yes" if not worse else f"no (worse on {', '.join(worse)})"
+
+
+def paper_layout(long: pd.DataFrame, classifiers: Sequence[str], label: str | None, digits: int = 3,
+                 real_row: str | None = "Real data (train on real)") -> pd.DataFrame:
+    """Rows = models, then the reference rows; columns = precision, recall, correlation MSE and gamma, Fréchet
+    distance, sd ratio, conditional Pearson (when any row has it), detectability per classifier (accuracy, F1,
+    AUC), utility per classifier (accuracy, macro F1) on ``label``; cells ``mean ± std``.
+
+    With the Gaussian floor row present, a last column says whether each model beats it: its mean is at least
+    as close to the real data as the floor's on precision, recall, correlation MSE, Fréchet distance, sd ratio
+    (near 1), conditional Pearson, detectability AUC (near 0.5) and utility accuracy of the first classifier.
+    With ``real_row``, a last row holds the train-on-real utility (the same held-out rows and classifiers).
+    """
+    need = {"model", "metric", "classifier", "label", "mean", "std"}
+    if not need <= set(long.columns):
+        raise ValueError(f"long table lacks columns {sorted(need - set(long.columns))}.")
+    present = list(dict.fromkeys(long["model"]))
+    refs = [r for r in REFERENCE_ROWS.values() if r in present]
+    models = [m for m in present if m not in refs] + refs
+
+    def get(model: str, metric: str, clf: str = "", lab: str = "") -> tuple[float, float]:
+        hit = long[(long["model"] == model) & (long["metric"] == metric) & (long["classifier"] == clf)
+                   & (long["label"] == lab)]
+        return (float(hit["mean"].iloc[0]), float(hit["std"].iloc[0])) if len(hit) else (np.nan, np.nan)
+
+    cols = _layout_columns(classifiers, label, bool((long["metric"] == "conditional_pearson_mean").any()))
+    rows = {model: {c: _cell(*get(model, metric, clf, lab), digits) for c, metric, clf, lab in cols}
+            for model in models}
+    floor = REFERENCE_ROWS["gaussian"]
+    if floor in refs:
+        checks = [c for c in cols if c[1] in ("precision", "recall", "correlation_mse", "frechet_distance",
+                                              "sd_ratio", "conditional_pearson_mean")]
+        checks += [c for c in cols if c[2] == classifiers[0] and c[1] in ("detectability_auc", "utility_accuracy")]
+        for model in models:
+            rows[model][BEATS_COLUMN] = "–" if model in refs else beats_floor(get, model, floor, checks)
     if label and real_row:
         ref = next((m for m in models if np.isfinite(get(m, "utility_real_accuracy", classifiers[0], label)[0])), None)
         if ref is not None:
@@ -260,7 +331,8 @@ def paper_layout(long: pd.DataFrame, classifiers: Sequence[str], label: str | No
                 if metric.startswith("utility_"):
                     row[c] = _cell(*get(ref, metric.replace("utility_", "utility_real_"), clf, lab), digits)
             rows[real_row] = row
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=[c for c, *_ in cols])
+    names = [c for c, *_ in cols] + ([BEATS_COLUMN] if floor in refs else [])
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=names).fillna("")
     out.index.name = "model"
     return out
 
@@ -282,11 +354,14 @@ def plot_table(long: pd.DataFrame, classifiers: Sequence[str], label: str | None
     import matplotlib.pyplot as plt
 
     panels = [("precision", "", "", "Precision ↑"), ("recall", "", "", "Recall ↑"),
-              ("correlation_mse", "", "", "Correlation MSE ↓")]
+              ("correlation_mse", "", "", "Correlation MSE ↓"), ("frechet_distance", "", "", "Fréchet distance ↓"),
+              ("sd_ratio", "", "", "SD ratio (1 best)")]
     panels += [("detectability_auc", c, "", f"Detectability AUC ({c}) ↓ 0.5 best") for c in classifiers]
     if label:
         panels += [("utility_accuracy", c, label, f"Utility accuracy ({c}) ↑") for c in classifiers]
-    models = list(dict.fromkeys(long["model"]))
+    present = list(dict.fromkeys(long["model"]))
+    refs = [r for r in REFERENCE_ROWS.values() if r in present]
+    models = [m for m in present if m not in refs] + refs
     ncol = 3
     nrow = int(np.ceil(len(panels) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 0.35 * len(models) * nrow + 1.6 * nrow), squeeze=False)
@@ -304,7 +379,9 @@ def plot_table(long: pd.DataFrame, classifiers: Sequence[str], label: str | None
                 ax.legend(fontsize=7, loc="lower right")
         if metric == "detectability_auc":
             ax.axvline(0.5, color="k", ls=":", lw=1)
-        if metric != "correlation_mse":
+        if metric == "sd_ratio":
+            ax.axvline(1.0, color="k", ls=":", lw=1)
+        if metric not in ("correlation_mse", "frechet_distance", "sd_ratio"):
             ax.set_xlim(0, 1.05)
         ax.set_yticks(y, models, fontsize=8)
         ax.invert_yaxis()
@@ -353,6 +430,8 @@ def common_parser(description: str) -> argparse.ArgumentParser:
                    help="obs label columns (utility metric, label-conditioned baselines); default: disease_type")
     p.add_argument("--classifiers", nargs="+", default=["logreg", "mlp", "rf"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--references", nargs="*", default=list(REFERENCE_ROWS), choices=list(REFERENCE_ROWS),
+                   help="reference rows: real_rows (ceiling), gaussian (floor); give none to leave them out")
     p.add_argument("--k", type=int, default=10, help="nearest neighbours of precision/recall (paper: 10)")
     p.add_argument("--n-samples", type=int, default=300, help="demo cohort size")
     p.add_argument("--n-genes", type=int, default=2000, help="demo genes")

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     adata, layer, scale, labels, data_name, prep = load_for_args(args)
     specs = table2_specs(adata, layer, scale, gemmgan_size(args), args.ablations, args.authors_code)
     long, records = run_specs(specs, adata, args.epochs, args.n_runs, labels, args.classifiers, args.seed,
-                               k=args.k)
+                               k=args.k, references=args.references)
     label = labels[0] if labels else None
     wide = paper_layout(long, args.classifiers, label)
     record = {

@@ -54,11 +54,21 @@ def test_table1_and_table2_smoke(tmp_path):
     data = _tiny(tmp_path)
     res = table1.main(["--data", str(data), *FAST, "--out", str(tmp_path / "t1")])
     wide = res["wide"]
-    assert list(wide.index) == ["GeMM-GAN", "WGAN-GP (unconditional)", "Conditional WGAN-GP", "CVAE",
-                                "β-VAE (RNA-GAN, extra)", "Real data (train on real)"]
+    models = ["GeMM-GAN", "WGAN-GP (unconditional)", "Conditional WGAN-GP", "CVAE", "β-VAE (RNA-GAN, extra)"]
+    refs = ["Real training rows (ceiling)", "Gaussian baseline (floor)"]
+    assert list(wide.index) == models + refs + ["Real data (train on real)"]
     assert "Detect. logreg AUC ↓" in wide.columns and "Utility logreg Acc ↑" in wide.columns
     assert wide.loc["WGAN-GP (unconditional)", "Utility logreg Acc ↑"] == "–"  # no labels, no utility
     assert "±" in wide.loc["CVAE", "Utility logreg Acc ↑"]
+    # every table shows the ceiling and the floor, and says which model beats the floor
+    for col in ("Fréchet ↓", "SD ratio →1", "Precision ↑", "Detect. logreg AUC ↓"):
+        assert all("±" in wide.loc[r, col] for r in refs)
+    # the floor is class-conditional: it has conditional fidelity; the ceiling has none (no conditional draws)
+    assert "±" in wide.loc[refs[1], "Cond. Pearson ↑"] and wide.loc[refs[0], "Cond. Pearson ↑"] == "–"
+    assert "±" in wide.loc["WGAN-GP (unconditional)", "Cond. Pearson ↑"]  # chance level, computed
+    beats = wide[_tables.BEATS_COLUMN]
+    assert all(beats[m] == "yes" or beats[m].startswith("no (worse on ") for m in models)
+    assert (beats[refs] == "–").all()
     for suffix in (".csv", ".md", ".png", ".json"):
         assert (tmp_path / f"t1{suffix}").stat().st_size > 0
     rec = json.loads((tmp_path / "t1.json").read_text())
@@ -90,6 +100,35 @@ def test_paper_layout_and_markdown():
     assert md.splitlines()[0].startswith("| model | Precision ↑") and md.count("\n") == 5
     with pytest.raises(ValueError, match="lacks columns"):
         _tables.paper_layout(long.drop(columns="std"), ["logreg"], "y")
+
+
+def test_beats_floor_column():
+    rows = []
+    for model, p, auc, sd, fd in (("good", 0.9, 0.55, 0.95, 1.0), ("bad", 0.5, 0.95, 0.4, 9.0),
+                                  ("Gaussian baseline (floor)", 0.6, 0.8, 0.9, 3.0),
+                                  ("Real training rows (ceiling)", 0.95, 0.5, 1.0, 0.5)):
+        rows += [(model, "precision", "", "", p, 0.0), (model, "detectability_auc", "logreg", "", auc, 0.0),
+                 (model, "sd_ratio", "", "", sd, 0.0), (model, "frechet_distance", "", "", fd, 0.0)]
+    rows.append(("mixed", "precision", "", "", 0.7, 0.0))
+    rows.append(("mixed", "frechet_distance", "", "", 4.0, 0.0))
+    long = pd.DataFrame(rows, columns=["model", "metric", "classifier", "label", "mean", "std"])
+    wide = _tables.paper_layout(long, ["logreg"], None, digits=2)
+    assert list(wide.index) == ["good", "bad", "mixed", "Real training rows (ceiling)", "Gaussian baseline (floor)"]
+    beats = wide[_tables.BEATS_COLUMN]
+    assert beats["good"] == "yes"
+    assert beats["bad"] == "no (worse on Precision, Fréchet, SD ratio, Detect. logreg AUC)"
+    assert beats["mixed"] == "no (worse on Fréchet)"  # metrics the model lacks are not compared
+    assert beats["Gaussian baseline (floor)"] == "–" and wide.loc["good", "SD ratio →1"] == "0.95 ± 0.00"
+    # without a floor row there is no such column
+    assert _tables.BEATS_COLUMN not in _tables.paper_layout(long[long.model == "good"], ["logreg"], None).columns
+
+
+def test_name_rows_maps_references():
+    table = pd.DataFrame({"metric": ["precision"] * 3, "classifier": [""] * 3, "label": [""] * 3,
+                          "mean": [0.1, 0.2, 0.3], "std": [0.0] * 3, "reference": ["", "real_rows", "gaussian"]})
+    named = _tables.name_rows(table, "M")
+    assert named["model"].tolist() == ["M", "Real training rows (ceiling)", "Gaussian baseline (floor)"]
+    assert list(named.columns) == ["model", "metric", "classifier", "label", "mean", "std"]
 
 
 def test_run_specs_validates(tmp_path):

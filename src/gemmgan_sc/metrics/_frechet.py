@@ -88,7 +88,9 @@ def frechet_distance(
     Frechet distance ``|mu_r - mu_s|^2 + tr(S_r + S_s - 2 (S_r^{1/2} S_s S_r^{1/2})^{1/2})`` is returned.
     0 for identical sets; a shift of every synthetic profile by a vector ``v`` adds the squared norm of
     ``v``'s projection. Values are on the scale of the data as given (``evaluate`` z-scores with the real
-    training statistics first), in squared units.
+    training statistics first), in squared units. As FID, the estimate is biased upwards when the sets have
+    few rows for ``n_components`` dimensions (two samples of one distribution then score above 0): compare
+    only values computed with the same set sizes, reference and ``n_components``.
 
     Parameters
     ----------
