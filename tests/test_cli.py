@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import gemmgan_sc as gg
-from gemmgan_sc.cli import build_parser, main
+from gemmgan_sc.cli import _demo_classes, build_parser, display_name, main
 
 SUBCOMMANDS = ("demo", "tile", "embed", "train", "sample", "evaluate")
 
@@ -144,16 +144,24 @@ def test_embed_text_only(text_cohort):
     assert emb.obsm["text_mask"][:, 0].all()
 
 
-def test_train_sample_evaluate_unconditional_and_text(text_cohort, capsys):
+@pytest.fixture(scope="module")
+def text_model(text_cohort):
+    """A text-only GeMM-GAN trained and saved through the CLI (its own fixture: no test depends on another)."""
     d = text_cohort
     hp = json.dumps({"d_model": 16, "n_latent": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32, "hidden": [32]})
     assert main(["train", str(d / "emb.h5ad"), "--out", str(d / "gem"), "--layer", "log1p", "--labels",
                  "disease_type", "--epochs", "2", "--hparams", hp, "--quiet"]) == 0
-    assert {p.name for p in (d / "gem").iterdir()} >= {"model.safetensors", "model.json", "adata.h5ad"}
-    model = gg.GeMMGAN.load(d / "gem")
+    return d / "gem"
+
+
+def test_train_sample_unconditional_and_text(text_cohort, text_model, capsys):
+    d = text_cohort
+    assert {p.name for p in text_model.iterdir()} >= {"model.safetensors", "model.json", "adata.h5ad"}
+    model = gg.GeMMGAN.load(text_model)
     assert model.conditioning == "text_cls" and len(model.history) == 2
 
-    assert main(["sample", str(d / "gem"), "--out", str(d / "s.h5ad"), "--n-samples", "2", "--seed", "3", "--quiet"]) == 0
+    assert main(["sample", str(text_model), "--out", str(d / "s.h5ad"), "--n-samples", "2", "--seed", "3",
+                 "--quiet"]) == 0
     synth = ad.read_h5ad(d / "s.h5ad")
     assert synth.n_obs == 80 and list(synth.var_names) == list(model.var_names)
     assert synth.obs["synthetic"].all()
@@ -161,7 +169,7 @@ def test_train_sample_evaluate_unconditional_and_text(text_cohort, capsys):
     ref = model.sample(n_samples=2, seed=3)
     np.testing.assert_allclose(synth.X, ref.X, rtol=1e-5, atol=1e-5)
     ad.read_h5ad(d / "emb.h5ad")[:5].write_h5ad(d / "five.h5ad")
-    assert main(["sample", str(d / "gem"), "--out", str(d / "s5.h5ad"), "--conditions", str(d / "five.h5ad"),
+    assert main(["sample", str(text_model), "--out", str(d / "s5.h5ad"), "--conditions", str(d / "five.h5ad"),
                  "--quiet"]) == 0
     assert ad.read_h5ad(d / "s5.h5ad").n_obs == 5
 
@@ -175,22 +183,84 @@ def test_train_sample_evaluate_unconditional_and_text(text_cohort, capsys):
 
 
 @pytest.mark.slow
-def test_evaluate_writes_a_report(text_cohort):
-    d = text_cohort
-    if not (d / "gem").is_dir():
-        pytest.skip("needs test_train_sample_evaluate_unconditional_and_text to have trained the model")
-    out = d / "report"
-    assert main(["evaluate", str(d / "gem"), "--out", str(out), "--n-runs", "2", "--classifiers", "logreg",
+def test_evaluate_writes_a_report(text_cohort, text_model, tmp_path):
+    out = tmp_path / "report"
+    assert main(["evaluate", str(text_model), "--out", str(out), "--n-runs", "2", "--classifiers", "logreg",
                  "--k", "3", "--quiet"]) == 0
     table = pd.read_csv(out / "metrics.csv", keep_default_na=False)
-    assert set(table["model"]) == {"GeMM-GAN"}
+    assert list(dict.fromkeys(table["model"])) == ["GeMM-GAN", "real training rows"]
     assert {"precision", "detectability_auc", "utility_accuracy"} <= set(table["metric"])
     md = (out / "metrics.md").read_text()
-    assert "| metric | GeMM-GAN |" in md and "±" in md
+    assert md.startswith("# GeMM-GAN evaluation")
+    assert "| metric | GeMM-GAN | real training rows |" in md and "| precision |" in md
     for png in ("umap.png", "training_curves.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert ad.read_h5ad(out / "synthetic.h5ad").n_obs == 40
-    assert main(["evaluate", str(d / "gem"), "--out", str(out), "--quiet"]) == 1  # not empty, no --overwrite
+    assert main(["evaluate", str(text_model), "--out", str(out), "--quiet"]) == 1  # not empty, no --overwrite
+
+
+# ----------------------------------------------------------------------------- models are asked, not named
+class _Fake:
+    """A stand-in model class: records the setup call the CLI makes."""
+
+    calls: list = []
+
+    @classmethod
+    def setup_anndata(cls, adata, layer=None, labels_keys=None, text_key=None, patch_store=None,
+                      slide_key="slide_id"):
+        cls.calls.append({"layer": layer, "labels_keys": labels_keys, "text_key": text_key,
+                          "patch_store": patch_store})
+
+
+def test_setup_inputs_from_the_attribute_or_the_signature():
+    from gemmgan_sc.cli import labels_required, setup_inputs
+
+    class Declared(_Fake):
+        setup_inputs = frozenset({"labels"})
+        labels_required = True
+
+    assert setup_inputs(_Fake) == {"text", "image", "labels"}  # read from setup_anndata's parameters
+    assert setup_inputs(Declared) == {"labels"} and labels_required(Declared)
+    assert not labels_required(_Fake)
+    for cls in gg.models.MODEL_CLASSES.values():
+        assert setup_inputs(cls) <= {"text", "image", "labels"} and "labels" in setup_inputs(cls)
+    assert labels_required(gg.CVAE) and labels_required(gg.CondWGANGP) and not labels_required(gg.WGANGP)
+
+    class Bad(_Fake):
+        setup_inputs = frozenset({"audio"})
+
+    with pytest.raises(TypeError, match="audio"):
+        setup_inputs(Bad)
+
+
+def test_setup_model_passes_only_what_the_class_registers():
+    from gemmgan_sc.cli import CLIError, setup_model
+
+    class LabelsOnly(_Fake):
+        setup_inputs = frozenset({"labels"})
+        labels_required = True
+        calls: list = []
+
+        @classmethod
+        def setup_anndata(cls, adata, layer=None, labels_keys=None):
+            cls.calls.append({"layer": layer, "labels_keys": labels_keys})
+
+    setup_model(LabelsOnly, None, layer="log1p", labels=["a"], text_key="X_text_tokens", patch_store="p.zarr")
+    assert LabelsOnly.calls == [{"layer": "log1p", "labels_keys": ["a"]}]
+    with pytest.raises(CLIError, match="--labels"):
+        setup_model(LabelsOnly, None, layer=None, labels=None)
+
+    class NoLabels(LabelsOnly):
+        setup_inputs = frozenset({"text"})
+        labels_required = False
+
+    with pytest.raises(CLIError, match="leave out --labels"):
+        setup_model(NoLabels, None, labels=["a"], text_key="t")
+    with pytest.raises(CLIError, match="neither"):
+        setup_model(NoLabels, None, text_key=None, patch_store=None)
+    _Fake.calls.clear()
+    setup_model(_Fake, None, text_key=None, patch_store="p.zarr")
+    assert _Fake.calls == [{"layer": None, "labels_keys": None, "text_key": None, "patch_store": "p.zarr"}]
 
 
 # ----------------------------------------------------------------------------- the one-command demo
@@ -201,16 +271,23 @@ def test_demo_tiny(tmp_path, capsys):
                  "--classifiers", "logreg", "--max-tiles", "8", "--workers", "0", "--cache-dir", str(tmp_path / "c")])
     assert code == 0
     err = capsys.readouterr().err
-    assert "[1/10] simulating the demo cohort" in err and "[10/10] evaluating 5 models" in err
+    shown = [display_name(c) for c in _demo_classes(None)]  # every model of the library, GeMM-GAN first
+    steps = 5 + len(shown)
+    assert f"[1/{steps}] simulating the demo cohort" in err and f"[{steps}/{steps}] evaluating {len(shown)} models" in err
     names = {p.name for p in out.iterdir()}
     assert {"metrics.csv", "metrics.md", "umap.png", "training_curves.png", "synthetic.h5ad", "demo.h5ad",
             "timings.json", "patches.zarr", "models"} <= names
     table = pd.read_csv(out / "metrics.csv", keep_default_na=False)
-    assert list(dict.fromkeys(table["model"])) == ["GeMM-GAN", "WGAN-GP", "cond. WGAN-GP", "CVAE", "beta-VAE"]
+    assert list(dict.fromkeys(table["model"])) == [*shown, "real training rows"]
     assert np.isfinite(table["mean"]).all()
     md = (out / "metrics.md").read_text()
     assert md.startswith("# gemmgan-sc demo report") and "not real patients" in md
-    assert "| metric | GeMM-GAN | WGAN-GP | cond. WGAN-GP | CVAE | beta-VAE |" in md
+    assert "| metric | " + " | ".join(shown) + " | real training rows |" in md
+    # the headline: one row per metric family
+    for family in ("precision", "recall", "correlation MSE", "detectability AUC (logreg)", "utility accuracy"):
+        assert f"\n| {family}" in md
+    if "Gaussian (PCA)" in shown:
+        assert "| behind Gaussian (PCA) on |" in md
     for png in ("umap.png", "training_curves.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
@@ -232,4 +309,6 @@ def test_demo_tiny(tmp_path, capsys):
 def test_parser_defaults_match_the_readme():
     args = build_parser().parse_args(["demo", "--out", "r"])
     assert (args.n_samples, args.n_genes, args.epochs, args.tile_size) == (200, 1000, 30, 64)
-    assert args.models.split(",") == ["gemmgan", "wgangp", "condwgangp", "cvae", "betavae"]
+    assert args.models is None  # every model of the library
+    names = [c.__name__ for c in _demo_classes(args.models)]
+    assert set(gg.models.MODEL_CLASSES) <= set(names) and names[0] == "GeMMGAN"

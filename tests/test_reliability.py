@@ -1,8 +1,10 @@
-"""Faults: interrupted embedding is repaired by a re-run; damaged model folders are refused with clear errors."""
+"""Faults: interrupted embedding is repaired by a re-run; damaged model folders are refused with clear errors;
+failed writes leave the old file; seeding has no process-wide side effect."""
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import gemmgan_sc as gg
@@ -69,3 +71,84 @@ def test_damaged_model_folders_are_refused(tmp_path, damage):
         match = "Normalisation statistics" if damage == "drop_scaler" else "missing"
     with pytest.raises(ValueError, match=match):
         gg.GeMMGAN.load(path, adata=adata)
+
+
+# ----------------------------------------------------------------------------- settings: seed vs determinism
+def test_seed_does_not_switch_deterministic_algorithms_on():
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(False)
+        gg.settings.seed = 3
+        assert not torch.are_deterministic_algorithms_enabled()  # seeding has no process-wide side effect
+        assert not gg.settings.deterministic
+        gg.settings.deterministic = True
+        assert torch.are_deterministic_algorithms_enabled() and gg.settings.deterministic
+        assert "deterministic=True" in repr(gg.settings)
+        gg.settings.deterministic = False
+        assert not torch.are_deterministic_algorithms_enabled()
+        with pytest.raises(ValueError, match="deterministic"):
+            gg.settings.deterministic = 1
+    finally:
+        gg.settings.seed = None
+        gg.settings.deterministic = False
+        torch.use_deterministic_algorithms(before)
+
+
+# ----------------------------------------------------------------------------- shared writers and checks
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    from gemmgan_sc._io import atomic_write, atomic_write_text
+
+    target = atomic_write_text(tmp_path / "a.txt", "old")
+
+    def fail(path):
+        path.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, fail)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # the temporary file is gone
+    seen = []
+    atomic_write(tmp_path / "sub" / "b.h5ad", lambda p: seen.append(p.suffix) or p.write_text("x"))
+    assert seen == [".h5ad"] and (tmp_path / "sub" / "b.h5ad").read_text() == "x"  # writers see the suffix
+
+
+def test_json_safe_for_json_and_for_uns(tmp_path):
+    from pathlib import Path
+
+    from gemmgan_sc._io import json_safe, uns_safe
+
+    value = {"a": np.float32(1.5), "b": (np.int64(2), None), "c": None, "d": Path("/x"), "e": float("nan"),
+             "f": np.arange(2)}
+    assert json_safe(value) == {"a": 1.5, "b": [2, None], "c": None, "d": "/x", "e": None, "f": [0, 1]}
+    safe = uns_safe(value)
+    assert set(safe) == {"a", "b", "d", "e", "f"} and safe["b"] == [2] and np.isnan(safe["e"])
+    import anndata as ad
+
+    adata = ad.AnnData(np.zeros((1, 1), np.float32))
+    adata.uns["p"] = safe
+    adata.write_h5ad(tmp_path / "u.h5ad")  # h5ad stores what uns_safe gives
+    assert ad.read_h5ad(tmp_path / "u.h5ad").uns["p"]["d"] == "/x"
+
+
+def test_check_anndata_and_synthetic_uns():
+    import anndata as ad
+
+    from gemmgan_sc._io import check_anndata, synthetic_uns
+
+    with pytest.raises(TypeError, match="Expected an AnnData"):
+        check_anndata(np.zeros((2, 2)))
+    no_genes = ad.AnnData(obs=pd.DataFrame(index=["a", "b"]))
+    check_anndata(no_genes, genes=False)  # slides need rows only
+    with pytest.raises(ValueError, match="empty"):
+        check_anndata(no_genes)
+    dup = ad.AnnData(np.zeros((2, 2), np.float32))
+    dup.var_names = ["g", "g"]
+    with pytest.raises(ValueError, match="Duplicated var_names"):
+        check_anndata(dup)
+    assert synthetic_uns("GeMMGAN", 10, 2) == {"model": "GeMMGAN", "n_samples": 10, "n_samples_per_row": 2}
+    assert synthetic_uns("WGANGP", 7)["n_samples_per_row"] == 0
+    with pytest.raises(ValueError, match="n_rows"):
+        synthetic_uns("WGANGP", -1)

@@ -242,3 +242,118 @@ def test_real_vs_synthetic_errors():
         gg.pl.real_vs_synthetic(both, show=False)
     with pytest.raises(TypeError):
         gg.pl.real_vs_synthetic(np.zeros((3, 2)), show=False)
+
+
+# ----------------------------------------------------------------------------- headline_table and report
+def _long(models=("A", "B")):
+    rows = []
+    for i, m in enumerate(models):
+        rows += [(m, "precision", "", "", 0.5 + 0.25 * i, 0.0), (m, "recall", "", "", 0.5 - 0.25 * i, 0.0),
+                 (m, "correlation_mse", "", "", 0.02 - 0.01 * i, 0.0),
+                 (m, "detectability_auc", "logreg", "", 0.9 - 0.3 * i, 0.0),
+                 (m, "detectability_auc", "rf", "", 0.99, 0.0),
+                 (m, "utility_accuracy", "logreg", "type", 0.6, 0.0)]
+    return pd.DataFrame(rows, columns=["model", "metric", "classifier", "label", "mean", "std"])
+
+
+def test_headline_table_one_row_per_family_and_floor():
+    head = gg.tl.headline_table(_long(), floor="B")
+    assert list(head.columns) == ["A", "B"]
+    assert list(head.index) == ["precision", "recall", "correlation MSE", "detectability AUC (logreg)",
+                                "utility accuracy (logreg, type)", "behind B on"]
+    assert head.loc["precision", "B"] == "0.75" and head.loc["detectability AUC (logreg)", "A"] == "0.9"
+    # A has the lower precision, the higher correlation MSE and an AUC further from 0.5; its recall is better
+    assert head.loc["behind B on", "A"] == "precision, correlation MSE, detectability AUC (logreg)"
+    assert head.loc["behind B on", "B"] == ""
+    # a model missing a metric shows "-"; unknown floors and bad tables fail clearly
+    partial = _long().query("not (model == 'B' and metric == 'recall')")
+    assert gg.tl.headline_table(partial).loc["recall", "B"] == "-"
+    with pytest.raises(ValueError, match="floor='C'"):
+        gg.tl.headline_table(_long(), floor="C")
+    with pytest.raises(ValueError, match="lacks the columns"):
+        gg.tl.headline_table(_long().drop(columns="std"))
+
+
+def test_report_writes_every_file_with_the_ceiling(trained_pair, tmp_path):
+    adata, wgan, cond = trained_pair
+    files = gg.tl.report(tmp_path / "r", {"cond": cond, "WGAN-GP": wgan}, adata, label_key="disease_type",
+                         floor="WGAN-GP", title="t", description="d", n_runs=1, k=3, seed=0)
+    assert set(files) == {"metrics.csv", "metrics.md", "training_curves.png", "umap.png", "synthetic.h5ad"}
+    table = pd.read_csv(files["metrics.csv"], keep_default_na=False)
+    assert list(dict.fromkeys(table["model"])) == ["cond", "WGAN-GP", "real training rows"]
+    rows = table[table.model == "real training rows"]
+    assert not rows.duplicated(["metric", "classifier", "label"]).any()
+    ceiling = {(m, c, lab): v for m, c, lab, v in zip(rows["metric"], rows["classifier"], rows["label"], rows["mean"])}
+    # the real rows are as far from the held-out rows as real rows are: utility equals train-on-real, and
+    # every "synthetic" training row is a training row
+    assert ceiling[("utility_accuracy", "logreg", "disease_type")] == pytest.approx(
+        ceiling[("utility_real_accuracy", "logreg", "disease_type")])
+    assert ceiling[("privacy_closer_to_train", "", "")] == pytest.approx(1.0)
+    md = files["metrics.md"].read_text()
+    assert md.startswith("# t\n") and "\nd\n" in md and "| metric | cond | WGAN-GP | real training rows |" in md
+    assert "| behind WGAN-GP on |" in md
+    for png in ("umap.png", "training_curves.png"):
+        assert files[png].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    synth = ad.read_h5ad(files["synthetic.h5ad"])
+    assert synth.n_obs == adata.n_obs and synth.obs["synthetic"].all()  # cond's samples, one per row
+    assert not [p.name for p in (tmp_path / "r").iterdir() if p.name.startswith(".")]  # no temporary left
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        gg.tl.report(tmp_path / "r", wgan, adata, n_runs=1, k=3)
+    with pytest.raises(KeyError, match="synthetic_from='nope'"):
+        gg.tl.report(tmp_path / "s", wgan, adata, synthetic_from="nope")
+
+
+def test_real_rows_table_errors(trained_pair):
+    adata, wgan, _ = trained_pair
+    with pytest.raises(ValueError, match="n_runs"):
+        gg.tl.real_rows_table(wgan, adata, n_runs=0)
+    gg.WGANGP.setup_anndata(adata, layer="log1p")
+    with pytest.raises(RuntimeError, match="not trained"):
+        gg.tl.real_rows_table(gg.WGANGP(adata, n_latent=8, hidden=(8,)), adata)
+
+
+# ----------------------------------------------------------------------------- show= and save= (one rule)
+@pytest.fixture
+def count_show(monkeypatch):
+    calls = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: calls.append(1))
+    before = gg.settings.autoshow
+    yield calls
+    gg.settings.autoshow = before
+
+
+def _plots(both):
+    hist = pd.DataFrame({"epoch": [0, 1], "loss": [2.0, 1.0]})
+    table = _long(("A",)).drop(columns="model")
+    return {"history": lambda **kw: gg.pl.history(hist, **kw),
+            "real_vs_synthetic": lambda **kw: gg.pl.real_vs_synthetic(both, **kw),
+            "metrics": lambda **kw: gg.pl.metrics(table, **kw)}
+
+
+def test_show_none_follows_autoshow(count_show):
+    for name, plot in _plots(_embedded()).items():
+        count_show.clear()
+        gg.settings.autoshow = True
+        assert plot().__class__.__name__ == "Axes"
+        plot(show=False)
+        gg.settings.autoshow = False
+        plot()
+        _, ax = plt.subplots()
+        assert plot(ax=ax, show=True) is ax
+        assert len(count_show) == 2, name  # autoshow=True with show=None, and show=True
+    with pytest.raises(ValueError, match="autoshow"):
+        gg.settings.autoshow = "yes"
+
+
+def test_save_path_or_true(tmp_path, monkeypatch, count_show):
+    monkeypatch.setattr(gg.settings, "figdir", tmp_path / "figs")
+    for name, plot in _plots(_embedded()).items():
+        ax = plot(show=False, save=tmp_path / f"{name}.pdf")
+        assert (tmp_path / f"{name}.pdf").read_bytes()[:4] == b"%PDF" and ax is not None
+        plot(show=False, save=tmp_path / name)  # no suffix: PNG
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        plot(show=False, save=True)
+        assert (tmp_path / "figs" / f"{name}.png").exists()
+        with pytest.raises(TypeError, match="save must be"):
+            plot(show=False, save=3)
+    assert not count_show

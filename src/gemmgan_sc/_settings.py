@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,9 +27,13 @@ class Settings:
     Attributes
     ----------
     seed
-        Seed for Python ``random``, NumPy and torch. Setting it seeds all three at once and
-        switches torch to deterministic algorithms where they exist, so that two runs with the
-        same seed and settings give the same history and samples on the CPU.
+        Seed for Python ``random``, NumPy and torch; setting it seeds all three at once. It changes nothing
+        else in the process (see ``deterministic``).
+    deterministic
+        ``True`` asks torch for deterministic algorithms where they exist
+        (``torch.use_deterministic_algorithms(True, warn_only=True)``), so that two runs with the same seed give
+        the same history and samples on one device, at some cost in speed on GPUs. Process-wide; default
+        ``False`` (torch's default).
     device
         Default device for encoders and sampling (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
     num_workers
@@ -39,12 +45,18 @@ class Settings:
     max_bank_bytes
         Largest float16 patch bank held in memory (default None: half of the machine's RAM). Larger banks are
         streamed from the zarr patch store at each step (bounded memory, slower).
+    autoshow
+        What ``show=None`` means in every ``gg.pl`` function (as scanpy's ``settings.autoshow``): ``True``
+        (default) calls ``plt.show()`` after drawing, ``False`` leaves the figure open for more drawing.
+    figdir
+        Folder where ``gg.pl`` functions write ``save=True`` figures (default ``"figures"``, as scanpy).
 
     Examples
     --------
     >>> import gemmgan_sc as gg
     >>> gg.settings.seed = 0
     >>> gg.settings.progress_bar = False
+    >>> gg.settings.autoshow = False
     """
 
     def __init__(self) -> None:
@@ -54,6 +66,9 @@ class Settings:
         self.progress_bar = True
         self._verbosity = 1
         self._max_bank_bytes: int | None = None
+        self._deterministic = False
+        self._autoshow = True
+        self._figdir = Path("figures")
 
     # seed -----------------------------------------------------------------
     @property
@@ -69,6 +84,43 @@ class Settings:
             raise ValueError(f"settings.seed must be a non-negative int or None, got {value!r}.")
         self._seed = int(value)
         seed_everything(self._seed)
+
+    @property
+    def deterministic(self) -> bool:
+        return self._deterministic
+
+    @deterministic.setter
+    def deterministic(self, value: bool) -> None:
+        import torch
+
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"settings.deterministic must be True or False, got {value!r}.")
+        if value:
+            # cuBLAS needs a fixed workspace for deterministic matmuls; it is read when CUDA starts
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(bool(value), warn_only=True)
+        self._deterministic = bool(value)
+
+    # plots ----------------------------------------------------------------
+    @property
+    def autoshow(self) -> bool:
+        return self._autoshow
+
+    @autoshow.setter
+    def autoshow(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"settings.autoshow must be True or False, got {value!r}.")
+        self._autoshow = bool(value)
+
+    @property
+    def figdir(self) -> Path:
+        return self._figdir
+
+    @figdir.setter
+    def figdir(self, value: str | os.PathLike) -> None:
+        if not isinstance(value, (str, os.PathLike)) or not str(value):
+            raise ValueError(f"settings.figdir must be a folder path, got {value!r}.")
+        self._figdir = Path(value)
 
     # device ---------------------------------------------------------------
     @property
@@ -142,20 +194,26 @@ class Settings:
 
     def __repr__(self) -> str:
         return (
-            f"gemmgan_sc.settings(seed={self.seed}, device={self.device!r}, num_workers={self.num_workers}, "
-            f"progress_bar={self.progress_bar}, verbosity={self.verbosity})"
+            f"gemmgan_sc.settings(seed={self.seed}, deterministic={self.deterministic}, device={self.device!r}, "
+            f"num_workers={self.num_workers}, progress_bar={self.progress_bar}, verbosity={self.verbosity}, "
+            f"autoshow={self.autoshow}, figdir={str(self.figdir)!r})"
         )
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch and prefer deterministic torch kernels."""
+    """Seed Python, NumPy and torch (nothing else: see ``settings.deterministic``)."""
     import torch
 
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def progress(iterable: Any = None, total: int | None = None, desc: str | None = None, **kwargs: Any):
+    """A tqdm progress bar, hidden unless ``gg.settings.progress_bar``; use it as an iterable or call ``update``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=not settings.progress_bar, **kwargs)
 
 
 settings = Settings()

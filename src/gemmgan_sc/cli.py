@@ -8,24 +8,31 @@ Every subcommand reads and writes ``.h5ad`` files (and model folders), so the st
     gemmgan-sc train embedded.h5ad --out my_model --labels disease_type,primary_site
     gemmgan-sc sample my_model --out synthetic.h5ad
     gemmgan-sc evaluate my_model --out my_report
+
+The commands are a thin layer over the library: each model class says what its setup reads
+(``setup_inputs``, ``labels_required``), and reports are written by :func:`gemmgan_sc.tl.report`.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._io import atomic_write, atomic_write_text
+
 PROG = "gemmgan-sc"
-MODEL_NAMES = {"gemmgan": "GeMMGAN", "wgangp": "WGANGP", "condwgangp": "CondWGANGP", "cvae": "CVAE", "betavae": "BetaVAE"}
-DISPLAY = {"GeMMGAN": "GeMM-GAN", "WGANGP": "WGAN-GP", "CondWGANGP": "cond. WGAN-GP", "CVAE": "CVAE", "BetaVAE": "beta-VAE"}
+DISPLAY = {"GeMMGAN": "GeMM-GAN", "WGANGP": "WGAN-GP", "CondWGANGP": "cond. WGAN-GP", "CVAE": "CVAE",
+           "BetaVAE": "beta-VAE", "GaussianBaseline": "Gaussian (PCA)"}
+ALIASES = {"gaussian": "gaussianbaseline"}
 DEMO_LABELS = ("disease_type", "primary_site")
+SETUP_INPUTS = frozenset({"text", "image", "labels"})
 
 
 class CLIError(Exception):
@@ -38,31 +45,8 @@ def _say(msg: str, quiet: bool = False) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write through ``write(tmp_path)`` next to ``path``, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
-
-
 def _write_h5ad(adata, path: Path) -> Path:
-    return _atomic_write(path, lambda p: adata.write_h5ad(p))
-
-
-def _save_fig(fig, path: Path) -> Path:
-    return _atomic_write(path, lambda p: fig.savefig(p, dpi=120, bbox_inches="tight", format="png"))
+    return atomic_write(path, adata.write_h5ad)
 
 
 def _read_h5ad(path: str | os.PathLike):
@@ -86,11 +70,20 @@ def _check_out(path: str | os.PathLike, overwrite: bool, what: str = "output") -
     return p
 
 
+def _check_folder(path: str | os.PathLike, overwrite: bool) -> Path:
+    """A report folder: not a file, and empty unless ``overwrite``."""
+    out = Path(path).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {str(out)!r} is a file; give a folder for the report.")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise CLIError(f"output folder {str(out)!r} exists and is not empty; pass --overwrite or choose another.")
+    return out
+
+
 def _split_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    return items
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _set_threads(n: int | None) -> None:
@@ -111,91 +104,198 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _markdown_table(df, index_name: str | None = None) -> str:
-    """A GitHub Markdown table of a DataFrame (no extra dependency)."""
-    cols = [index_name or df.index.name or ""] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for idx, row in df.iterrows():
-        cells = [str(idx)] + ["" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+# ----------------------------------------------------------------------------- models: asked, not named
+def model_classes() -> dict[str, type]:
+    """``{key: class}`` of every model the library ships (keys: lower-case class names, e.g. ``"cvae"``)."""
+    from . import models
+
+    classes = dict(getattr(models, "MODEL_CLASSES", {}))
+    for name in getattr(models, "__all__", []):
+        cls = getattr(models, name, None)
+        if isinstance(cls, type) and issubclass(cls, models.BaseGenerativeModel) and cls is not models.BaseGenerativeModel:
+            classes.setdefault(cls.__name__, cls)
+    return {name.lower(): cls for name, cls in classes.items()}
 
 
-def _model_class(name: str):
-    import gemmgan_sc as gg
-
+def _model_class(name: str, option: str = "--model") -> type:
     key = name.replace("-", "").replace("_", "").lower()
-    if key not in MODEL_NAMES:
-        raise CLIError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES.values())}.")
-    return getattr(gg, MODEL_NAMES[key])
+    classes = model_classes()
+    cls = classes.get(ALIASES.get(key, key))
+    if cls is None:
+        choices = ", ".join(c.__name__ for c in classes.values())
+        raise CLIError(f"unknown model {name!r} in {option}; choose one of {choices}.")
+    return cls
 
 
-# ----------------------------------------------------------------------------- report pieces
-def write_report(
-    out: Path,
-    table,
-    models: dict[str, Any],
-    adata,
-    synth,
-    label_key: str | None,
-    header: str = "",
-    seed: int = 0,
-) -> dict[str, Path]:
-    """Write ``metrics.csv``, ``metrics.md``, ``umap.png``, ``training_curves.png`` and ``synthetic.h5ad``."""
-    import matplotlib
+def display_name(cls: type) -> str:
+    return DISPLAY.get(cls.__name__, cls.__name__)
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-    import scanpy as sc
 
-    import gemmgan_sc as gg
+def setup_inputs(cls: type) -> frozenset[str]:
+    """What ``cls.setup_anndata`` can register, a subset of ``{"text", "image", "labels"}``.
 
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    files["metrics.csv"] = _atomic_write(out / "metrics.csv", lambda p: table.to_csv(p, index=False))
-    wide = gg.tl.comparison_table(table)
-    files["metrics.md"] = _write_text(out / "metrics.md", header + _markdown_table(wide, "metric"))
+    Read from the class attribute ``setup_inputs``; classes without it are read from the parameters of their
+    ``setup_anndata`` (``text_key``, ``patch_store``, ``labels_keys``).
+    """
+    inputs = getattr(cls, "setup_inputs", None)
+    if inputs is None:
+        params = inspect.signature(cls.setup_anndata).parameters
+        named = {"text_key": "text", "patch_store": "image", "labels_keys": "labels"}
+        inputs = {named[p] for p in params if p in named}
+    inputs = frozenset(inputs)
+    if not inputs <= SETUP_INPUTS:
+        raise TypeError(f"{cls.__name__}.setup_inputs has {sorted(inputs - SETUP_INPUTS)}; expected {sorted(SETUP_INPUTS)}.")
+    return inputs
 
-    n = len(models)
-    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.6), squeeze=False)
-    for ax, (name, model) in zip(axes[0], models.items()):
-        gg.pl.history(model, ax=ax, show=False, title=name)
-    fig.tight_layout()
-    files["training_curves.png"] = _save_fig(fig, out / "training_curves.png")
-    plt.close(fig)
 
-    if synth is not None:
-        real = adata
-        layer = getattr(next(iter(models.values())).registry, "layer", None)
-        both = gg.tl.concat_real_synthetic(real, synth, layer=layer)
-        x = np.asarray(both.X, dtype=np.float32)
-        both.layers["expression"] = x.copy()
-        sc.pp.scale(both, max_value=10)
-        n_comps = int(max(2, min(30, both.n_obs - 1, both.n_vars - 1)))
-        sc.pp.pca(both, n_comps=n_comps, random_state=seed)
-        sc.pp.neighbors(both, n_neighbors=int(min(15, both.n_obs - 1)), random_state=seed)
-        sc.tl.umap(both, random_state=seed)
-        colors = [None] + ([label_key] if label_key and label_key in both.obs else [])
-        fig, axes = plt.subplots(1, len(colors), figsize=(6.2 * len(colors), 4.6), squeeze=False)
-        for ax, color in zip(axes[0], colors):
-            gg.pl.real_vs_synthetic(both, color=color, ax=ax, show=False)
-        fig.tight_layout()
-        files["umap.png"] = _save_fig(fig, out / "umap.png")
-        plt.close(fig)
-        files["synthetic.h5ad"] = _write_h5ad(synth, out / "synthetic.h5ad")
-    return files
+def labels_required(cls: type) -> bool:
+    """Whether ``cls`` is conditioned on labels (``labels_required``; older classes: ``_needs_labels``)."""
+    return bool(getattr(cls, "labels_required", getattr(cls, "_needs_labels", False)))
+
+
+def setup_model(cls: type, adata, *, layer: str | None = None, labels: Sequence[str] | None = None,
+                text_key: str | None = None, patch_store: str | None = None, slide_key: str = "slide_id") -> None:
+    """``cls.setup_anndata`` with the inputs the class registers; clear errors for what it needs and lacks."""
+    inputs = setup_inputs(cls)
+    if labels_required(cls) and not labels:
+        raise CLIError(f"{cls.__name__} is conditioned on labels: pass --labels col1,col2 (obs columns).")
+    if labels and "labels" not in inputs:
+        raise CLIError(f"{cls.__name__} registers no labels; leave out --labels.")
+    kwargs: dict[str, Any] = {"layer": layer}
+    if "labels" in inputs:
+        kwargs["labels_keys"] = list(labels) if labels else None
+    if "text" in inputs:
+        kwargs["text_key"] = text_key
+    if "image" in inputs:
+        kwargs.update(patch_store=patch_store, slide_key=slide_key)
+    if inputs & {"text", "image"} and text_key is None and patch_store is None:
+        raise CLIError(f"{cls.__name__} needs text token embeddings (run `gemmgan-sc embed`) or a patch store (run "
+                       "`gemmgan-sc tile` and `embed`); the input has neither.")
+    cls.setup_anndata(adata, **kwargs)
+
+
+def _accepted(func, **wanted: Any) -> dict[str, Any]:
+    """The ``wanted`` keyword arguments (``None`` left out) that ``func`` takes."""
+    params = inspect.signature(func).parameters.values()
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    names = {p.name for p in params}
+    return {k: v for k, v in wanted.items() if v is not None and (takes_any or k in names)}
+
+
+def _hparams(cls: type, wanted: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``wanted`` that are hyperparameters of ``cls``."""
+    known = getattr(cls, "_default_hparams", None)
+    return dict(wanted) if known is None else {k: v for k, v in wanted.items() if k in known}
 
 
 # ----------------------------------------------------------------------------- demo
+class _Steps:
+    """Numbered progress lines ``[i/n] text ...`` / ``done in x s`` and the timings they measure."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.quiet, self.i = total, quiet, 0
+        self.timings: dict[str, float] = {}
+        self._t0 = self._start = time.perf_counter()
+
+    def start(self, text: str) -> None:
+        self.i += 1
+        _say(f"[{self.i}/{self.total}] {text} ...", self.quiet)
+        self._t0 = time.perf_counter()
+
+    def done(self, name: str, extra: str = "") -> None:
+        self.timings[name] = time.perf_counter() - self._t0
+        _say(f"      done in {self.timings[name]:.1f} s{extra}", self.quiet)
+
+    def total_time(self) -> float:
+        self.timings["total"] = time.perf_counter() - self._start
+        return self.timings["total"]
+
+
+def _demo_classes(models: Sequence[str] | None) -> list[type]:
+    classes = list(model_classes().values()) if models is None else [_model_class(m, "--models") for m in models]
+    if not classes:
+        raise CLIError("--models is empty; name at least gemmgan.")
+    if not any(c.__name__ == "GeMMGAN" for c in classes):
+        raise CLIError("--models must include gemmgan (the report shows its samples).")
+    return list(dict.fromkeys(classes))
+
+
+def _demo_cohort(out: Path, steps: _Steps, n_samples: int, n_genes: int, tile_size: int, max_tiles: int,
+                 seed: int, cache_dir, workers: int):
+    """Simulated cohort -> tiles -> hed-texture tile embeddings -> MiniLM text embeddings; returns (adata, store)."""
+    import gemmgan_sc as gg
+
+    steps.start(f"simulating the demo cohort ({n_samples} samples, {n_genes} genes, slides)")
+    adata = gg.datasets.demo(n_samples=n_samples, n_genes=n_genes, seed=seed, cache_dir=cache_dir)
+    steps.done("cohort")
+    steps.start(f"tiling {adata.n_obs} slides ({tile_size} px tiles, at most {max_tiles} per slide)")
+    store = str(out / "patches.zarr")
+    gg.pp.tile_slides(adata, slide_key="slide_path", tile_size=tile_size, max_tiles=max_tiles, store=store,
+                      overwrite=True, seed=seed)
+    n_tiles = adata.obs["n_tiles"]
+    steps.done("tile", f"; {int(n_tiles.sum())} tiles, median {int(n_tiles.median())} per slide")
+    steps.start("embedding tiles with 'hed-texture'")
+    gg.pp.embed_tiles(adata, encoder="hed-texture", num_workers=workers, device="cpu")
+    steps.done("embed_tiles")
+    steps.start("embedding clinical text with 'minilm'")
+    gg.pp.embed_text(adata, text_key="text", encoder="minilm", max_length=128, device="cpu")
+    steps.done("embed_text")
+    return adata, store
+
+
+def _train_summary(model) -> str:
+    import numpy as np
+
+    hist = getattr(model, "history", None)
+    if hist is None or len(hist) == 0:
+        return ""
+    last = hist.iloc[-1]
+    parts = [f"{c} {last[c]:.3g}" for c in ("wasserstein_val", "loss_val", "loss") if c in last and np.isfinite(last[c])]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _demo_train(cls: type, adata, store: str, out: Path, steps: _Steps, epochs: int | None, max_tiles: int,
+                seed: int):
+    """Set up, train (small CPU sizes) and save one model of the demo."""
+    small = {"n_latent": 64, "hidden": (256, 256), "d_model": 64, "d_ff": 128, "n_patches": max(8, min(32, max_tiles))}
+    steps.start(f"training {display_name(cls)}" + (f" ({epochs} epochs)" if epochs else ""))
+    setup_model(cls, adata, layer="log1p", labels=list(DEMO_LABELS), text_key="X_text_tokens", patch_store=store)
+    model = cls(adata, **_hparams(cls, small))
+    model.train(**_accepted(model.train, max_epochs=epochs, seed=seed, accelerator="cpu"))
+    model.save(out / "models" / cls.__name__.lower(), overwrite=True)
+    steps.done(f"train_{cls.__name__.lower()}", _train_summary(model))
+    return model
+
+
+def _demo_description(adata, gem, tile_size: int, epochs: int | None, baseline_epochs: int | None,
+                      n_runs: int) -> str:
+    budget = "model default budgets" if epochs is None else f"GeMM-GAN {epochs} epochs, others {baseline_epochs}"
+    return (
+        "Simulated demo cohort (`gg.datasets.demo`; not real patients): "
+        f"{adata.n_obs} samples, {adata.n_vars} genes, {tile_size} px tiles (hed-texture features), "
+        f"MiniLM text tokens. {budget}, small CPU sizes; metrics over {n_runs} generation runs on the held-out "
+        f"split ({len(gem.split['validation'])} samples). `Gaussian (PCA)` is the floor a generator must beat.\n"
+    )
+
+
+def _check_shared_split(trained: dict[str, Any]) -> None:
+    import numpy as np
+
+    splits = {name: np.asarray(m.split["validation"]) for name, m in trained.items()}
+    ref_name, ref = next(iter(splits.items()))
+    odd = [n for n, s in splits.items() if not np.array_equal(np.sort(s), np.sort(ref))]
+    if odd:
+        raise CLIError(f"{odd} were trained on another split than {ref_name}; the table would not compare.")
+
+
 def run_demo(
     out: str | os.PathLike,
     n_samples: int = 200,
     n_genes: int = 1000,
-    epochs: int = 30,
+    epochs: int | None = 30,
     baseline_epochs: int | None = None,
     n_runs: int = 2,
-    models: Sequence[str] = ("gemmgan", "wgangp", "condwgangp", "cvae", "betavae"),
+    models: Sequence[str] | None = None,
     classifiers: Sequence[str] = ("logreg", "rf"),
     tile_size: int = 64,
     max_tiles: int = 32,
@@ -207,11 +307,11 @@ def run_demo(
 ) -> dict[str, Path]:
     """The whole pipeline on the simulated demo cohort (``gemmgan-sc demo``); returns the report files.
 
-    Demo cohort -> tiles -> ``"hed-texture"`` tile embeddings -> ``"minilm"`` text embeddings -> GeMM-GAN
-    and the baselines (small CPU sizes) -> :func:`gemmgan_sc.tl.compare_models` -> ``out/``:
-    ``metrics.csv``, ``metrics.md``, ``umap.png`` (real vs GeMM-GAN synthetic), ``training_curves.png``,
-    ``synthetic.h5ad`` (GeMM-GAN), ``demo.h5ad`` (the embedded cohort, set up for GeMM-GAN),
-    ``patches.zarr`` (its patch store), ``models/<name>/`` and ``timings.json``.
+    Demo cohort -> tiles -> ``"hed-texture"`` tile embeddings -> ``"minilm"`` text embeddings -> GeMM-GAN, the
+    baselines and the Gaussian floor (small CPU sizes) -> :func:`gemmgan_sc.tl.report` -> ``out/``:
+    ``metrics.csv``, ``metrics.md`` (with the ``real training rows`` ceiling), ``umap.png`` (real vs GeMM-GAN
+    synthetic), ``training_curves.png``, ``synthetic.h5ad`` (GeMM-GAN), ``demo.h5ad`` (the embedded cohort, set
+    up for GeMM-GAN), ``patches.zarr`` (its patch store), ``models/<name>/`` and ``timings.json``.
 
     Parameters
     ----------
@@ -220,11 +320,13 @@ def run_demo(
     n_samples, n_genes
         Size of the demo cohort (:func:`gemmgan_sc.datasets.demo`).
     epochs, baseline_epochs
-        Training epochs of GeMM-GAN and of the baselines (default: ``epochs``).
+        Training epochs of GeMM-GAN and of the other models (default: ``epochs``); ``None``: each model's
+        default budget.
     n_runs
         Generation runs of the evaluation.
     models
-        Model keys: ``gemmgan`` (required), ``wgangp``, ``condwgangp``, ``cvae``, ``betavae``.
+        Model keys (lower-case class names, e.g. ``gemmgan``, ``wgangp``, ``cvae``, ``gaussian``); default every
+        model of the library. ``gemmgan`` is required.
     classifiers
         Detectability and utility classifiers (``logreg``, ``rf``, ``mlp``).
     tile_size, max_tiles
@@ -250,110 +352,54 @@ def run_demo(
     >>> files = run_demo("demo_report", n_samples=60, epochs=5)  # doctest: +SKIP
     >>> files["metrics.md"].read_text()  # doctest: +SKIP
     """
-    import numpy as np
-
-    import gemmgan_sc as gg
-
-    out = Path(out).expanduser().absolute()
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {str(out)!r} is a file; give a folder for the report.")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise CLIError(f"output folder {str(out)!r} exists and is not empty; pass --overwrite or choose another.")
-    keys = []
-    for m in models:
-        k = m.replace("-", "").replace("_", "").lower()
-        if k not in MODEL_NAMES:
-            raise CLIError(f"unknown model {m!r} in --models; choose from {', '.join(MODEL_NAMES)}.")
-        keys.append(k)
-    if "gemmgan" not in keys:
-        raise CLIError("--models must include gemmgan (the report shows its samples).")
+    out = _check_folder(out, overwrite)
+    classes = _demo_classes(models)
     baseline_epochs = epochs if baseline_epochs is None else baseline_epochs
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     out.mkdir(parents=True, exist_ok=True)
-    steps = 5 + len(keys)
-    t_all = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def step(i: int, text: str) -> float:
-        _say(f"[{i}/{steps}] {text} ...", quiet)
-        return time.perf_counter()
-
-    def done(name: str, t0: float, extra: str = "") -> None:
-        timings[name] = time.perf_counter() - t0
-        _say(f"      done in {timings[name]:.1f} s{extra}", quiet)
-
-    t = step(1, f"simulating the demo cohort ({n_samples} samples, {n_genes} genes, slides)")
-    adata = gg.datasets.demo(n_samples=n_samples, n_genes=n_genes, seed=seed, cache_dir=cache_dir)
-    done("cohort", t)
-    t = step(2, f"tiling {adata.n_obs} slides ({tile_size} px tiles, at most {max_tiles} per slide)")
-    store = out / "patches.zarr"
-    gg.pp.tile_slides(adata, slide_key="slide_path", tile_size=tile_size, max_tiles=max_tiles, store=str(store),
-                      overwrite=True, seed=seed)
-    done("tile", t, f"; {int(adata.obs['n_tiles'].sum())} tiles, median {int(adata.obs['n_tiles'].median())} per slide")
-    t = step(3, "embedding tiles with 'hed-texture'")
-    gg.pp.embed_tiles(adata, encoder="hed-texture", num_workers=workers, device="cpu")
-    done("embed_tiles", t)
-    t = step(4, "embedding clinical text with 'minilm'")
-    gg.pp.embed_text(adata, text_key="text", encoder="minilm", max_length=128, device="cpu")
-    done("embed_text", t)
-
-    trained: dict[str, Any] = {}
-    small = {"n_latent": 64, "hidden": (256, 256)}
-    for i, k in enumerate(keys):
-        cls = getattr(gg, MODEL_NAMES[k])
-        ep = epochs if k == "gemmgan" else baseline_epochs
-        t = step(5 + i, f"training {DISPLAY[cls.__name__]} ({ep} epochs)")
-        if k == "gemmgan":
-            cls.setup_anndata(adata, layer="log1p", patch_store=str(store), labels_keys=list(DEMO_LABELS))
-            model = cls(adata, d_model=64, n_patches=max(8, min(32, max_tiles)), d_ff=128, **small)
-        elif k in ("condwgangp", "cvae"):
-            cls.setup_anndata(adata, layer="log1p", labels_keys=list(DEMO_LABELS))
-            model = cls(adata, **small)
-        else:
-            cls.setup_anndata(adata, layer="log1p")
-            model = cls(adata, **small)
-        model.train(max_epochs=ep, seed=seed, accelerator="cpu")
-        model.save(out / "models" / k, overwrite=True)
-        trained[DISPLAY[cls.__name__]] = model
-        last = model.history.iloc[-1]
-        summary = ", ".join(f"{c} {last[c]:.3g}" for c in ("wasserstein_val", "loss_val", "loss") if c in last and np.isfinite(last[c]))
-        done(f"train_{k}", t, f" ({summary})" if summary else "")
-
+    steps = _Steps(5 + len(classes), quiet)
+    adata, store = _demo_cohort(out, steps, n_samples, n_genes, tile_size, max_tiles, seed, cache_dir, workers)
+    trained = {display_name(cls): _demo_train(cls, adata, store, out, steps,
+                                              epochs if cls.__name__ == "GeMMGAN" else baseline_epochs, max_tiles, seed)
+               for cls in classes}
+    _check_shared_split(trained)
     gem = trained["GeMM-GAN"]
-    # leave the AnnData set up for GeMM-GAN, the model a user continues with
-    gg.GeMMGAN.setup_anndata(adata, layer="log1p", patch_store=str(store), labels_keys=list(DEMO_LABELS))
-    t = step(steps, f"evaluating {len(trained)} models ({n_runs} runs, classifiers {', '.join(classifiers)})")
-    table = gg.tl.compare_models(trained, adata, n_runs=n_runs, classifiers=list(classifiers), seed=seed,
-                                 k=int(min(10, max(1, len(gem.split["validation"]) - 1))))
-    done("evaluate", t)
-
-    t = time.perf_counter()
-    synth = gem.sample(seed=seed)
-    header = (
-        "# gemmgan-sc demo report\n\n"
-        "Simulated demo cohort (`gg.datasets.demo`; not real patients): "
-        f"{adata.n_obs} samples, {adata.n_vars} genes, {tile_size} px tiles (hed-texture features), "
-        f"MiniLM text tokens. GeMM-GAN {epochs} epochs, baselines {baseline_epochs} epochs, small CPU sizes; "
-        f"metrics over {n_runs} generation runs (mean ± std) on the held-out split "
-        f"({len(gem.split['validation'])} samples).\n\n"
-    )
-    files = write_report(out, table, trained, adata, synth, "disease_type", header=header, seed=seed)
-    files["demo.h5ad"] = _write_h5ad(adata, out / "demo.h5ad")
-    timings["report"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t_all
-    files["timings.json"] = _write_text(out / "timings.json", json.dumps({k: round(v, 2) for k, v in timings.items()}, indent=1))
-    _say(f"report written to {out} in {timings['total']:.0f} s:", quiet)
+    files = _demo_report(out, steps, adata, store, trained, classifiers, n_runs, seed,
+                         _demo_description(adata, gem, tile_size, epochs, baseline_epochs, n_runs))
+    steps.total_time()
+    timings = json.dumps({k: round(v, 2) for k, v in steps.timings.items()}, indent=1)
+    files["timings.json"] = atomic_write_text(out / "timings.json", timings)
+    _say(f"report written to {out} in {steps.timings['total']:.0f} s:", quiet)
     for name in sorted(files):
         _say(f"  {files[name].relative_to(out)}", quiet)
     return files
 
 
+def _demo_report(out: Path, steps: _Steps, adata, store: str, trained: dict[str, Any], classifiers, n_runs: int,
+                 seed: int, description: str) -> dict[str, Path]:
+    import gemmgan_sc as gg
+
+    gem = trained["GeMM-GAN"]
+    # leave the AnnData set up for GeMM-GAN, the model a user continues with
+    setup_model(type(gem), adata, layer="log1p", labels=list(DEMO_LABELS), text_key="X_text_tokens",
+                patch_store=store)
+    steps.start(f"evaluating {len(trained)} models and the real rows ({n_runs} runs, classifiers "
+                f"{', '.join(classifiers)}); writing the report")
+    floor = display_name(gg.models.GaussianBaseline) if hasattr(gg.models, "GaussianBaseline") else None
+    files = gg.tl.report(out, trained, adata, synthetic_from="GeMM-GAN", label_key="disease_type",
+                         floor=floor if floor in trained else None, title="gemmgan-sc demo report",
+                         description=description, n_runs=n_runs, classifiers=list(classifiers),
+                         k=int(min(10, max(1, len(gem.split["validation"]) - 1))), seed=seed, overwrite=True)
+    files["demo.h5ad"] = _write_h5ad(adata, out / "demo.h5ad")
+    steps.done("evaluate")
+    return files
+
+
 # ----------------------------------------------------------------------------- subcommands
 def _cmd_demo(args) -> int:
-    models = _split_list(args.models) or []
     run_demo(
         args.out, n_samples=args.n_samples, n_genes=args.n_genes, epochs=args.epochs,
-        baseline_epochs=args.baseline_epochs, n_runs=args.n_runs, models=models,
+        baseline_epochs=args.baseline_epochs, n_runs=args.n_runs, models=_split_list(args.models),
         classifiers=_split_list(args.classifiers) or [], tile_size=args.tile_size, max_tiles=args.max_tiles,
         seed=args.seed, cache_dir=args.cache_dir, workers=args.workers, overwrite=args.overwrite, quiet=args.quiet,
     )
@@ -385,7 +431,7 @@ def _cmd_embed(args) -> int:
         raise CLIError("both encoders are 'none': nothing to embed.")
     adata = _read_h5ad(args.input)
     if args.image_encoder != "none":
-        if "gemmgan" not in adata.uns or "patch_store" not in adata.uns["gemmgan"]:
+        if "patch_store" not in (adata.uns.get("gemmgan") or {}):
             raise CLIError(f"{args.input!r} is not tiled (no uns['gemmgan']['patch_store']): run `gemmgan-sc tile` "
                            "first, or pass --image-encoder none.")
         gg.pp.embed_tiles(adata, encoder=args.image_encoder, checkpoint=args.checkpoint, token=args.token,
@@ -401,36 +447,31 @@ def _cmd_embed(args) -> int:
     return 0
 
 
-def _cmd_train(args) -> int:
-    out = _check_out(args.out, args.overwrite, "model folder")
-    cls = _model_class(args.model)
+def _parse_hparams(text: str | None) -> dict[str, Any]:
     try:
-        hparams = json.loads(args.hparams) if args.hparams else {}
+        hparams = json.loads(text) if text else {}
     except json.JSONDecodeError as err:
         raise CLIError(f"--hparams is not valid JSON ({err}); e.g. --hparams '{{\"d_model\": 64}}'.") from err
     if not isinstance(hparams, dict):
-        raise CLIError(f"--hparams must be a JSON object, got {args.hparams!r}.")
+        raise CLIError(f"--hparams must be a JSON object, got {text!r}.")
+    return hparams
+
+
+def _cmd_train(args) -> int:
+    out = _check_out(args.out, args.overwrite, "model folder")
+    cls = _model_class(args.model)
+    hparams = _parse_hparams(args.hparams)
     adata = _read_h5ad(args.input)
-    labels = _split_list(args.labels)
-    if cls.__name__ == "GeMMGAN":
-        store = args.patch_store or (adata.uns.get("gemmgan", {}) or {}).get("patch_store")
-        text_key = args.text_key if args.text_key in adata.obsm else None
-        if store is None and text_key is None:
-            raise CLIError(f"{args.input!r} has neither a patch store (run `gemmgan-sc tile` and `embed`) nor "
-                           f"obsm[{args.text_key!r}] (run `gemmgan-sc embed`); GeMM-GAN needs at least one.")
-        cls.setup_anndata(adata, layer=args.layer, text_key=text_key, patch_store=store, slide_key=args.slide_key,
-                          labels_keys=labels)
-    elif cls.__name__ in ("CondWGANGP", "CVAE"):
-        if not labels:
-            raise CLIError(f"{cls.__name__} is conditioned on labels: pass --labels col1,col2 (obs columns).")
-        cls.setup_anndata(adata, layer=args.layer, labels_keys=labels)
-    else:
-        cls.setup_anndata(adata, layer=args.layer, labels_keys=labels)
+    inputs = setup_inputs(cls)
+    store = (args.patch_store or (adata.uns.get("gemmgan") or {}).get("patch_store")) if "image" in inputs else None
+    text_key = args.text_key if "text" in inputs and args.text_key in adata.obsm else None
+    setup_model(cls, adata, layer=args.layer, labels=_split_list(args.labels), text_key=text_key,
+                patch_store=store, slide_key=args.slide_key)
     model = cls(adata, **hparams)
-    _say(f"training {cls.__name__} on {adata.n_obs} samples x {adata.n_vars} genes for {args.epochs or 'default'} epochs",
-         args.quiet)
-    model.train(max_epochs=args.epochs, batch_size=args.batch_size, train_size=args.train_size, seed=args.seed,
-                accelerator=args.accelerator)
+    _say(f"training {cls.__name__} on {adata.n_obs} samples x {adata.n_vars} genes for {args.epochs or 'default'} "
+         "epochs", args.quiet)
+    model.train(**_accepted(model.train, max_epochs=args.epochs, batch_size=args.batch_size,
+                            train_size=args.train_size, seed=args.seed, accelerator=args.accelerator))
     model.save(out, overwrite=args.overwrite, save_anndata=True)
     _say(f"saved {cls.__name__} to {out} (model.safetensors, model.json, adata.h5ad)", args.quiet)
     return 0
@@ -466,64 +507,52 @@ def _cmd_sample(args) -> int:
 def _cmd_evaluate(args) -> int:
     import gemmgan_sc as gg
 
-    out = Path(args.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {str(out)!r} is a file; give a folder for the report.")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise CLIError(f"output folder {str(out)!r} is not empty; pass --overwrite or choose another.")
+    out = _check_folder(args.out, args.overwrite)
     model = _load_model(args.model_dir, args.training_adata)
-    name = DISPLAY.get(type(model).__name__, type(model).__name__)
-    classifiers = _split_list(args.classifiers) or []
-    table = gg.tl.compare_models({name: model}, model.adata, n_runs=args.n_runs, classifiers=classifiers,
-                                 seed=args.seed, k=args.k, key_added=None)
-    synth = model.sample(adata=model.adata, seed=args.seed)
-    label = model.registry.labels_keys[0] if model.registry.labels_keys else None
-    header = f"# {name} evaluation\n\nModel folder `{args.model_dir}`, {args.n_runs} generation runs (mean ± std).\n\n"
-    files = write_report(out, table, {name: model}, model.adata, synth, label, header=header, seed=args.seed)
+    name = display_name(type(model))
+    labels = model.registry.labels_keys
+    files = gg.tl.report(
+        out, {name: model}, model.adata, label_key=labels[0] if labels else None, title=f"{name} evaluation",
+        description=f"Model folder `{args.model_dir}`, {args.n_runs} generation runs.\n", n_runs=args.n_runs,
+        classifiers=_split_list(args.classifiers) or [], k=args.k, seed=args.seed, overwrite=args.overwrite,
+    )
     _say(f"wrote {', '.join(sorted(files))} to {out}", args.quiet)
     return 0
 
 
 # ----------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``gemmgan-sc`` (one sub-parser per subcommand)."""
-    from . import __version__
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads (default: 1 for demo, torch's default otherwise).")
+    p.add_argument("--quiet", action="store_true", help="no progress output.")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs.")
 
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="GeMM-GAN for scverse: gene expression generated from whole-slide images and clinical text.",
-        epilog="Run `gemmgan-sc <command> --help` for the options of a command.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="command")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--threads", type=_positive_int, default=None,
-                       help="torch CPU threads (default: 1 for demo, torch's default otherwise).")
-        p.add_argument("--quiet", action="store_true", help="no progress output.")
-        p.add_argument("--overwrite", action="store_true", help="replace existing outputs.")
-
+def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="run the whole pipeline on the simulated demo cohort and write a report.",
                        description="Simulated demo cohort -> tiles -> hed-texture tile embeddings -> MiniLM text "
-                       "embeddings -> GeMM-GAN and the baselines -> metrics -> a report folder (metrics.md/.csv, "
-                       "umap.png, training_curves.png, synthetic.h5ad). Offline, CPU, a few minutes.")
+                       "embeddings -> GeMM-GAN, the baselines and a Gaussian floor -> metrics with a real-rows "
+                       "ceiling -> a report folder (metrics.md/.csv, umap.png, training_curves.png, synthetic.h5ad). "
+                       "Offline, CPU, a few minutes.")
     d.add_argument("--out", required=True, help="report folder.")
     d.add_argument("--n-samples", type=_positive_int, default=200, help="patients in the demo cohort (200).")
     d.add_argument("--n-genes", type=_positive_int, default=1000, help="genes (1000).")
     d.add_argument("--epochs", type=_positive_int, default=30, help="GeMM-GAN training epochs (30).")
     d.add_argument("--baseline-epochs", type=_positive_int, default=None, help="baseline epochs (default: --epochs).")
     d.add_argument("--n-runs", type=_positive_int, default=2, help="generation runs of the evaluation (2).")
-    d.add_argument("--models", default="gemmgan,wgangp,condwgangp,cvae,betavae",
-                   help="comma-separated models (gemmgan,wgangp,condwgangp,cvae,betavae).")
+    d.add_argument("--models", default=None,
+                   help="comma-separated models (default: all, e.g. gemmgan,wgangp,condwgangp,cvae,betavae,gaussian).")
     d.add_argument("--classifiers", default="logreg,rf", help="detectability/utility classifiers (logreg,rf; mlp too).")
     d.add_argument("--tile-size", type=_positive_int, default=64, help="tile edge in px (64; demo slides are small).")
     d.add_argument("--max-tiles", type=_positive_int, default=32, help="tiles kept per slide (32).")
     d.add_argument("--seed", type=int, default=0, help="seed of the cohort, split, training and metrics (0).")
     d.add_argument("--cache-dir", default=None, help="folder for the demo slides (default: pooch cache).")
     d.add_argument("--workers", type=int, default=None, help="tile-embedding worker processes (default min(2, CPUs)).")
-    common(d)
+    _common(d)
     d.set_defaults(func=_cmd_demo, default_threads=1)
 
+
+def _add_tile(sub) -> None:
     t = sub.add_parser("tile", help="tile the slides of an .h5ad (obs column of slide paths) into a patch store.",
                        description="Otsu tissue detection and a grid of tiles per slide; tile coordinates go to a "
                        "zarr patch store named in uns['gemmgan']['patch_store'].")
@@ -537,9 +566,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-tiles", type=_positive_int, default=None, help="keep at most this many tiles per slide.")
     t.add_argument("--errors", choices=("raise", "warn"), default="raise", help="unreadable slides: stop or skip.")
     t.add_argument("--seed", type=int, default=0, help="seed of the --max-tiles subset (0).")
-    common(t)
+    _common(t)
     t.set_defaults(func=_cmd_tile)
 
+
+def _add_embed(sub) -> None:
     e = sub.add_parser("embed", help="embed tiles (image encoder) and clinical text (text encoder).",
                        description="Frozen encoders: tile features into the patch store, token embeddings into "
                        "obsm['X_text_tokens'] / obsm['text_mask'].")
@@ -556,29 +587,34 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=_positive_int, default=64, help="tiles per encoder call (64).")
     e.add_argument("--workers", type=int, default=None, help="tile-reading worker processes.")
     e.add_argument("--device", default=None, help="torch device (default: gg.settings.device).")
-    common(e)
+    _common(e)
     e.set_defaults(func=_cmd_embed)
 
+
+def _add_train(sub) -> None:
     r = sub.add_parser("train", help="train GeMM-GAN or a baseline on an embedded .h5ad; save the model folder.",
-                       description="Set up the AnnData, train, and save a model folder (model.safetensors, "
-                       "model.json, adata.h5ad) that `sample` and `evaluate` read.")
+                       description="Set up the AnnData with what the model reads, train, and save a model folder "
+                       "(model.safetensors, model.json, adata.h5ad) that `sample` and `evaluate` read.")
     r.add_argument("input", help="input .h5ad (embedded with `gemmgan-sc embed` for GeMM-GAN).")
     r.add_argument("--out", required=True, help="model folder to write.")
-    r.add_argument("--model", default="GeMMGAN", help="GeMMGAN (default), WGANGP, CondWGANGP, CVAE or BetaVAE.")
+    r.add_argument("--model", default="GeMMGAN",
+                   help="GeMMGAN (default), WGANGP, CondWGANGP, CVAE, BetaVAE or GaussianBaseline.")
     r.add_argument("--layer", default=None, help="expression layer (default X), e.g. log1p.")
     r.add_argument("--labels", default=None, help="comma-separated categorical obs columns (disease_type,...).")
     r.add_argument("--text-key", default="X_text_tokens", help="obsm key of text token embeddings (GeMM-GAN).")
     r.add_argument("--patch-store", default=None, help="patch store (default: uns['gemmgan']['patch_store']).")
     r.add_argument("--slide-key", default="slide_id", help="obs column of slide ids in the store (slide_id).")
-    r.add_argument("--epochs", type=_positive_int, default=None, help="training epochs (model default: 500 GAN, 300 VAE).")
+    r.add_argument("--epochs", type=_positive_int, default=None, help="training epochs (default: the model's).")
     r.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (64).")
     r.add_argument("--train-size", type=float, default=0.8, help="training fraction; the rest is held out (0.8).")
     r.add_argument("--hparams", default=None, help="model hyperparameters as JSON, e.g. '{\"d_model\": 64}'.")
     r.add_argument("--accelerator", default="auto", help="lightning accelerator: auto, cpu, gpu (auto).")
     r.add_argument("--seed", type=int, default=0, help="seed of split and training (0).")
-    common(r)
+    _common(r)
     r.set_defaults(func=_cmd_train)
 
+
+def _add_sample_evaluate(sub) -> None:
     s = sub.add_parser("sample", help="generate a synthetic .h5ad from a saved model.",
                        description="Conditional models generate one profile per row of the conditioning AnnData "
                        "(default: the training AnnData saved with the model); unconditional ones draw --n-samples.")
@@ -589,12 +625,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-samples", type=_positive_int, default=None,
                    help="profiles per row (conditional, default 1) or in total (unconditional, default: training rows).")
     s.add_argument("--seed", type=int, default=0, help="seed of the noise (0).")
-    common(s)
+    _common(s)
     s.set_defaults(func=_cmd_sample)
 
     v = sub.add_parser("evaluate", help="score a saved model on its held-out split; write a report folder.",
                        description="The paper's Table 1 (fidelity, detectability, utility, privacy; mean and std over "
-                       "runs) as metrics.csv / metrics.md, plus umap.png, training_curves.png, synthetic.h5ad.")
+                       "runs) beside the real-rows ceiling, as metrics.csv / metrics.md, plus umap.png, "
+                       "training_curves.png, synthetic.h5ad.")
     v.add_argument("model_dir", help="model folder written by `gemmgan-sc train`.")
     v.add_argument("--out", required=True, help="report folder.")
     v.add_argument("--training-adata", default=None, help="training .h5ad if the model folder has none.")
@@ -602,8 +639,23 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--classifiers", default="logreg,mlp,rf", help="classifiers (logreg,mlp,rf).")
     v.add_argument("--k", type=_positive_int, default=10, help="nearest neighbours of precision/recall (10).")
     v.add_argument("--seed", type=int, default=0, help="base seed (0).")
-    common(v)
+    _common(v)
     v.set_defaults(func=_cmd_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gemmgan-sc`` (one sub-parser per subcommand)."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="GeMM-GAN for scverse: gene expression generated from whole-slide images and clinical text.",
+        epilog="Run `gemmgan-sc <command> --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    for add in (_add_demo, _add_tile, _add_embed, _add_train, _add_sample_evaluate):
+        add(sub)
     return parser
 
 

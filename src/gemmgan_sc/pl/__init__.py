@@ -1,6 +1,7 @@
 """Plots: training history, real-vs-synthetic embeddings, metrics, tissue and tile QC.
 
-Every function takes ``ax=`` and ``show=`` and returns the axes.
+Every function takes ``ax=`` (draw into these axes), ``show=`` (``None``: ``gg.settings.autoshow``) and ``save=``
+(a file path, or ``True`` for ``gg.settings.figdir``), and returns the axes.
 """
 # Each line below imports one module's public functions.
 from ._metrics import metrics

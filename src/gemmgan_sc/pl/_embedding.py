@@ -2,10 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ._utils import finish
+
+
+def _scatter_real_synthetic(ax, coords: np.ndarray, flag: np.ndarray, s: float) -> None:
+    for label, mask, col in (("real", ~flag, "tab:grey"), ("synthetic", flag, "tab:orange")):
+        ax.scatter(coords[mask, 0], coords[mask, 1], s=s, c=col, marker="x" if label == "synthetic" else "o",
+                   alpha=0.7, linewidths=0.8, label=f"{label} ({int(mask.sum())})")
+
+
+def _scatter_numeric(ax, coords: np.ndarray, flag: np.ndarray, v: np.ndarray, s: float, color: str) -> None:
+    lo, hi = np.nanmin(v), np.nanmax(v)
+    for mask, marker in ((~flag, "o"), (flag, "x")):
+        points = ax.scatter(coords[mask, 0], coords[mask, 1], s=s, c=v[mask], vmin=lo, vmax=hi, cmap="viridis",
+                            marker=marker, alpha=0.8, linewidths=0.8)
+    ax.figure.colorbar(points, ax=ax, label=color)
+
+
+def _scatter_categories(ax, coords: np.ndarray, flag: np.ndarray, values: pd.Series, s: float, legend: bool) -> None:
+    import matplotlib.pyplot as plt
+
+    cats = list(values.cat.categories) if isinstance(values.dtype, pd.CategoricalDtype) else sorted(
+        values.dropna().astype(str).unique())
+    palette = plt.get_cmap("tab10" if len(cats) <= 10 else "tab20")
+    vals = values.astype(str).to_numpy()
+    for i, cat in enumerate(cats):
+        col = palette(i % palette.N)
+        for mask, marker in ((~flag, "o"), (flag, "x")):
+            m = mask & (vals == str(cat))
+            ax.scatter(coords[m, 0], coords[m, 1], s=s, color=col, marker=marker, alpha=0.7, linewidths=0.8,
+                       label=str(cat) if marker == "o" else None)
+    if legend:
+        ax.scatter([], [], s=s, color="k", marker="o", label="real (dots)")
+        ax.scatter([], [], s=s, color="k", marker="x", label="synthetic (crosses)")
 
 
 def real_vs_synthetic(
@@ -15,6 +50,7 @@ def real_vs_synthetic(
     ax: Any = None,
     show: bool | None = None,
     *,
+    save: bool | str | os.PathLike | None = None,
     synthetic_key: str = "synthetic",
     size: float | None = None,
     title: str | None = None,
@@ -36,7 +72,10 @@ def real_vs_synthetic(
     ax
         Axes to draw on; a new figure when ``None``.
     show
-        Show the figure (default: only when a new figure was made and matplotlib is interactive).
+        Call ``plt.show()`` after drawing; ``None`` (default) follows ``gg.settings.autoshow``.
+    save
+        Write the figure (atomically): a file path (``.png`` unless it names another format), or ``True``
+        for ``gg.settings.figdir / "real_vs_synthetic.png"``.
     synthetic_key
         ``obs`` column marking synthetic rows (bool, or ``"real"`` / ``"synthetic"`` strings).
     size
@@ -80,40 +119,20 @@ def real_vs_synthetic(
     if color is not None and color not in adata.obs:
         raise KeyError(f"color={color!r} is not an obs column; obs has {list(adata.obs.columns)}.")
     s = size if size is not None else float(np.clip(3000.0 / max(adata.n_obs, 1), 4.0, 60.0))
-    new_fig = ax is None
-    if new_fig:
+    if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4.5))
 
     if color is None:
-        groups = [("real", ~flag, "tab:grey"), ("synthetic", flag, "tab:orange")]
-        for label, mask, col in groups:
-            ax.scatter(coords[mask, 0], coords[mask, 1], s=s, c=col, marker="x" if label == "synthetic" else "o",
-                       alpha=0.7, linewidths=0.8, label=f"{label} ({int(mask.sum())})")
+        _scatter_real_synthetic(ax, coords, flag, s)
+        numeric = False
     else:
         values = adata.obs[color]
         numeric = pd.api.types.is_numeric_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype)
         if numeric:
-            v = values.to_numpy(dtype=float)
-            lo, hi = np.nanmin(v), np.nanmax(v)
-            for mask, marker in ((~flag, "o"), (flag, "x")):
-                sc = ax.scatter(coords[mask, 0], coords[mask, 1], s=s, c=v[mask], vmin=lo, vmax=hi, cmap="viridis",
-                                marker=marker, alpha=0.8, linewidths=0.8)
-            ax.figure.colorbar(sc, ax=ax, label=color)
+            _scatter_numeric(ax, coords, flag, values.to_numpy(dtype=float), s, color)
         else:
-            cats = list(values.cat.categories) if isinstance(values.dtype, pd.CategoricalDtype) else sorted(
-                values.dropna().astype(str).unique())
-            palette = plt.get_cmap("tab10" if len(cats) <= 10 else "tab20")
-            vals = values.astype(str).to_numpy()
-            for i, cat in enumerate(cats):
-                col = palette(i % palette.N)
-                for mask, marker in ((~flag, "o"), (flag, "x")):
-                    m = mask & (vals == str(cat))
-                    ax.scatter(coords[m, 0], coords[m, 1], s=s, color=col, marker=marker, alpha=0.7, linewidths=0.8,
-                               label=str(cat) if marker == "o" else None)
-            if legend:
-                ax.scatter([], [], s=s, color="k", marker="o", label="real (dots)")
-                ax.scatter([], [], s=s, color="k", marker="x", label="synthetic (crosses)")
-    if legend and (color is None or not numeric):
+            _scatter_categories(ax, coords, flag, values, s, legend)
+    if legend and not numeric:
         ax.legend(fontsize="x-small", frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
     name = key[2:].upper() if key[2:] in ("umap", "pca", "tsne") else key[2:]
     ax.set_xlabel(f"{name}1")
@@ -121,6 +140,4 @@ def real_vs_synthetic(
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title if title is not None else (color or "real vs synthetic"))
-    if show or (show is None and new_fig and plt.isinteractive()):
-        plt.show()
-    return ax
+    return finish(ax, show, save, "real_vs_synthetic")

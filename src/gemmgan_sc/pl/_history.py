@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+
+from ._utils import finish
 
 _SKIP = ("epoch", "lr", "step")
 
@@ -31,6 +34,7 @@ def history(
     ax: Any = None,
     show: bool | None = None,
     *,
+    save: bool | str | os.PathLike | None = None,
     title: str | None = None,
     logy: bool = False,
 ):
@@ -45,7 +49,10 @@ def history(
     ax
         Axes to draw on; a new figure when ``None``.
     show
-        Show the figure (default: only when a new figure was made and matplotlib is interactive).
+        Call ``plt.show()`` after drawing; ``None`` (default) follows ``gg.settings.autoshow``.
+    save
+        Write the figure (atomically): a file path (``.png`` unless it names another format), or ``True``
+        for ``gg.settings.figdir / "history.png"``.
     title
         Axes title (default: the model's class name, if a model was given).
     logy
@@ -79,8 +86,7 @@ def history(
         if not cols:
             raise ValueError("columns is empty; name at least one history column.")
     x = df["epoch"].to_numpy() if "epoch" in df.columns else range(len(df))
-    new_fig = ax is None
-    if new_fig:
+    if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     for c in cols:
         ax.plot(x, pd.to_numeric(df[c], errors="coerce").to_numpy(), label=c, marker="." if len(df) < 30 else None)
@@ -94,6 +100,4 @@ def history(
         ax.set_title(title)
     ax.legend(fontsize="small", frameon=False)
     ax.grid(alpha=0.3)
-    if show or (show is None and new_fig and plt.isinteractive()):
-        plt.show()
-    return ax
+    return finish(ax, show, save, "history")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ._utils import finish
 
 
 def _table(table: Any, key: str) -> pd.DataFrame:
@@ -33,6 +36,7 @@ def metrics(
     ax: Any = None,
     show: bool | None = None,
     *,
+    save: bool | str | os.PathLike | None = None,
     metrics: Sequence[str] | None = None,
     key: str = "gemmgan_metrics",
     color: str = "tab:blue",
@@ -47,7 +51,10 @@ def metrics(
     ax
         Axes to draw on; a new figure when ``None``.
     show
-        Show the figure (default: only when a new figure was made and matplotlib is interactive).
+        Call ``plt.show()`` after drawing; ``None`` (default) follows ``gg.settings.autoshow``.
+    save
+        Write the figure (atomically): a file path (``.png`` unless it names another format), or ``True``
+        for ``gg.settings.figdir / "metrics.png"``.
     metrics
         Metric names (or prefixes, e.g. ``"detectability"``) to plot; default all.
     key
@@ -82,8 +89,7 @@ def metrics(
     for _, row in df.iterrows():
         extra = [str(row[c]) for c in ("classifier", "label") if c in df.columns and str(row[c]) not in ("", "nan")]
         names.append(f"{row['metric']} ({', '.join(extra)})" if extra else str(row["metric"]))
-    new_fig = ax is None
-    if new_fig:
+    if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.28 * len(df) + 1.0))
     pos = np.arange(len(df))[::-1]
     err = df["std"].to_numpy(dtype=float) if "std" in df.columns else None
@@ -93,8 +99,4 @@ def metrics(
     ax.set_xlabel("mean over runs (error bar: std)")
     ax.axvline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_title("synthetic data evaluation")
-    if show is None:
-        show = new_fig and plt.isinteractive()
-    if show:
-        plt.show()
-    return ax
+    return finish(ax, show, save, "metrics")

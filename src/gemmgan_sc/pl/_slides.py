@@ -7,15 +7,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _show(show: bool | None) -> None:
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    if show is None:
-        show = matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo", "template")
-    if show:
-        plt.show()
+from ._utils import finish
 
 
 def _slide_record(adata, slide_id: str, key: str) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -37,6 +29,7 @@ def tissue(
     *,
     ax=None,
     show: bool | None = None,
+    save: bool | str | os.PathLike | None = None,
     alpha: float = 0.4,
     color: str = "tab:green",
     **tissue_kwargs: Any,
@@ -50,7 +43,10 @@ def tissue(
     ax
         Matplotlib axes (a new figure when None).
     show
-        Show the figure (default: when the backend is interactive).
+        Call ``plt.show()`` after drawing; ``None`` (default) follows ``gg.settings.autoshow``.
+    save
+        Write the figure (atomically): a file path (``.png`` unless it names another format), or ``True``
+        for ``gg.settings.figdir / "tissue.png"``.
     alpha, color
         Mask overlay opacity and colour.
     **tissue_kwargs
@@ -84,8 +80,7 @@ def tissue(
     ax.set_title(f"{os.path.basename(str(slide))}: tissue {tm.mask.mean():.1%} (threshold {tm.threshold:.0f})")
     ax.set_xlabel("x (level-0 px)")
     ax.set_ylabel("y (level-0 px)")
-    _show(show)
-    return ax
+    return finish(ax, show, save, "tissue")
 
 
 def tiles(
@@ -95,6 +90,7 @@ def tiles(
     *,
     ax=None,
     show: bool | None = None,
+    save: bool | str | os.PathLike | None = None,
     show_mask: bool = True,
     color: str = "tab:blue",
     linewidth: float = 0.6,
@@ -113,7 +109,10 @@ def tiles(
     ax
         Matplotlib axes (a new figure when None).
     show
-        Show the figure (default: when the backend is interactive).
+        Call ``plt.show()`` after drawing; ``None`` (default) follows ``gg.settings.autoshow``.
+    save
+        Write the figure (atomically): a file path (``.png`` unless it names another format), or ``True``
+        for ``gg.settings.figdir / "tiles.png"``.
     show_mask
         Overlay the tissue mask (recomputed with the recorded tissue options).
     color, linewidth
@@ -160,5 +159,4 @@ def tiles(
     ax.set_title(f"{slide_id}: {len(rects)} tiles of {int(size0)} px (level 0)")
     ax.set_xlabel("x (level-0 px)")
     ax.set_ylabel("y (level-0 px)")
-    _show(show)
-    return ax
+    return finish(ax, show, save, "tiles")

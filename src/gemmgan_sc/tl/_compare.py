@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["compare_models", "comparison_table"]
+__all__ = ["compare_models", "comparison_table", "headline_table"]
 
 _TMP_KEY = "_gemmgan_compare_models_tmp"
 
@@ -109,6 +109,14 @@ def compare_models(
     return out
 
 
+def _check_long_table(table: Any) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be the DataFrame of gg.tl.compare_models, got {type(table).__name__}.")
+    missing = [c for c in ("model", "metric", "classifier", "label", "mean", "std") if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks the columns {missing}; pass the output of gg.tl.compare_models.")
+
+
 def comparison_table(table: pd.DataFrame, digits: int = 3, std: bool = True) -> pd.DataFrame:
     """Metrics x models view of :func:`compare_models` output, cells ``"mean ± std"`` (strings) or means.
 
@@ -134,11 +142,7 @@ def comparison_table(table: pd.DataFrame, digits: int = 3, std: bool = True) -> 
     >>> gg.tl.comparison_table(long, digits=2)["A"].tolist()
     ['0.50 ± 0.10']
     """
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"table must be the DataFrame of gg.tl.compare_models, got {type(table).__name__}.")
-    missing = [c for c in ("model", "metric", "classifier", "label", "mean", "std") if c not in table.columns]
-    if missing:
-        raise ValueError(f"table lacks the columns {missing}; pass the output of gg.tl.compare_models.")
+    _check_long_table(table)
     if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 0:
         raise ValueError(f"digits must be an int >= 0, got {digits!r}.")
 
@@ -159,3 +163,98 @@ def comparison_table(table: pd.DataFrame, digits: int = 3, std: bool = True) -> 
     wide.index.name = "metric"
     wide.columns.name = None
     return wide.fillna("" if std else np.nan)
+
+
+# One row per metric family: (row name, metric-name patterns in priority order, better: "higher" | "lower" |
+# "half" (closest to 0.5) | "" (not a quality axis)). Patterns are fnmatch globs, so metrics that another
+# version of gg.metrics names slightly differently still find their row.
+HEADLINE_FAMILIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("precision", ("precision",), "higher"),
+    ("recall", ("recall",), "higher"),
+    ("Frechet distance", ("frechet_distance*",), "lower"),
+    ("correlation MSE", ("correlation_mse",), "lower"),
+    ("detectability AUC", ("detectability_auc",), "half"),
+    ("utility accuracy", ("utility_accuracy",), "higher"),
+    ("conditional fidelity r", ("conditional_fidelity*pearson*mean*", "conditional_fidelity*pearson*"), "higher"),
+    ("privacy: closer to train", ("privacy_closer_to_train",), ""),
+)
+
+
+def _family_rows(table: pd.DataFrame) -> list[tuple[str, pd.Series, str]]:
+    """(family name, the table rows of its metric: first classifier and label in table order, direction)."""
+    from fnmatch import fnmatchcase
+
+    names = list(dict.fromkeys(table["metric"]))
+    rows = []
+    for family, patterns, better in HEADLINE_FAMILIES:
+        metric = next((n for p in patterns for n in names if fnmatchcase(n, p)), None)
+        if metric is None:
+            continue
+        sub = table[table["metric"] == metric]
+        first = sub.iloc[0]
+        sub = sub[(sub["classifier"] == first["classifier"]) & (sub["label"] == first["label"])]
+        extra = [str(v) for v in (first["classifier"], first["label"]) if isinstance(v, str) and v]
+        rows.append((f"{family} ({', '.join(extra)})" if extra else family, sub, better))
+    return rows
+
+
+def _behind(value: float, floor: float, better: str) -> bool:
+    if better == "higher":
+        return value < floor
+    if better == "lower":
+        return value > floor
+    if better == "half":
+        return abs(value - 0.5) > abs(floor - 0.5)
+    return False
+
+
+def headline_table(table: pd.DataFrame, digits: int = 3, floor: str | None = None) -> pd.DataFrame:
+    """A short view of :func:`compare_models` output: one row per metric family, one column per model.
+
+    Each family shows one metric (precision, recall, Frechet distance, correlation MSE, detectability AUC, utility
+    accuracy, conditional fidelity, privacy) for the first classifier and label of the table; families the table
+    lacks are left out. The long table keeps every metric, classifier, label and the std over runs.
+
+    Parameters
+    ----------
+    table
+        The long table of :func:`compare_models` (columns ``model, metric, classifier, label, mean, std``).
+    digits
+        Significant digits of the means.
+    floor
+        A model name of the table (e.g. the Gaussian baseline) to hold every other model against: a last row
+        ``behind <floor> on`` lists, per model, the families where it does worse than that model.
+
+    Returns
+    -------
+    DataFrame of strings indexed by family, one column per model in table order.
+
+    Examples
+    --------
+    >>> import pandas as pd, gemmgan_sc as gg
+    >>> long = pd.DataFrame({"model": ["A", "B"] * 2, "metric": ["precision"] * 2 + ["correlation_mse"] * 2,
+    ...                      "classifier": [""] * 4, "label": [""] * 4, "mean": [0.5, 0.75, 0.02, 0.01],
+    ...                      "std": [0.0] * 4})
+    >>> gg.tl.headline_table(long, floor="B").loc["behind B on", "A"]
+    'precision, correlation MSE'
+    """
+    _check_long_table(table)
+    if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 1:
+        raise ValueError(f"digits must be an int >= 1, got {digits!r}.")
+    models = list(dict.fromkeys(table["model"]))
+    if floor is not None and floor not in models:
+        raise ValueError(f"floor={floor!r} is not a model of the table; it has {models}.")
+    cells: dict[str, dict[str, str]] = {}
+    behind: dict[str, list[str]] = {m: [] for m in models}
+    for family, sub, better in _family_rows(table):
+        means = dict(zip(sub["model"], sub["mean"].astype(float)))
+        cells[family] = {m: (f"{means[m]:.{digits}g}" if m in means and np.isfinite(means[m]) else "-") for m in models}
+        if floor is not None and floor in means:
+            for m, v in means.items():
+                if m != floor and np.isfinite(v) and _behind(v, means[floor], better):
+                    behind[m].append(family)
+    if floor is not None:
+        cells[f"behind {floor} on"] = {m: ("" if m == floor else ", ".join(behind[m]) or "nothing") for m in models}
+    out = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=models)
+    out.index.name = "metric"
+    return out

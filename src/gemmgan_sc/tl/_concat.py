@@ -27,6 +27,68 @@ def _matrix(adata, layer: str | None, name: str) -> np.ndarray:
     return _dense(adata.layers[layer])
 
 
+def _kept_genes(real, synth, genes: str) -> pd.Index:
+    if genes == "synth":
+        missing = synth.var_names.difference(real.var_names)
+        if len(missing):
+            raise ValueError(
+                f"real lacks {len(missing)} genes of synth (e.g. {list(missing[:5])}); use genes='inner' or subset."
+            )
+        keep = pd.Index(synth.var_names)
+    else:
+        keep = synth.var_names[synth.var_names.isin(real.var_names)]
+    if len(keep) == 0:
+        raise ValueError(
+            "real and synth share no gene names (var_names); were they made from the same genes? "
+            f"real: {list(real.var_names[:3])}..., synth: {list(synth.var_names[:3])}..."
+        )
+    return keep
+
+
+def _obs_columns(real, synth, obs_keys, key_added: str) -> list[str]:
+    if obs_keys is None:
+        cols = [c for c in real.obs.columns if c in synth.obs.columns and c != key_added]
+        if "source_obs" in synth.obs.columns and "source_obs" not in cols:
+            cols.append("source_obs")
+        return cols
+    cols = [obs_keys] if isinstance(obs_keys, str) else list(obs_keys)
+    absent = [c for c in cols if c not in real.obs.columns and c not in synth.obs.columns]
+    if absent:
+        raise KeyError(f"obs_keys {absent} are in neither real.obs nor synth.obs.")
+    if key_added in cols:
+        raise ValueError(f"obs_keys must not contain key_added={key_added!r}; it is written by this function.")
+    return cols
+
+
+def _merged_obs(real, synth, cols: Sequence[str]) -> pd.DataFrame:
+    """The ``cols`` of both ``obs`` stacked (NaN where one lacks a column; categories of a column merged)."""
+    obs = {}
+    for c in cols:
+        a = real.obs[c] if c in real.obs.columns else pd.Series(np.nan, index=real.obs_names)
+        b = synth.obs[c] if c in synth.obs.columns else pd.Series(np.nan, index=synth.obs_names)
+        values = pd.concat([a.astype(object), b.astype(object)], ignore_index=True)
+        if isinstance(a.dtype, pd.CategoricalDtype) or isinstance(b.dtype, pd.CategoricalDtype):
+            cats = []
+            for s in (a, b):
+                cats.extend(s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else pd.unique(s.dropna()))
+            values = pd.Categorical(values, categories=list(dict.fromkeys(cats)))
+        else:
+            values = values.infer_objects()
+        obs[c] = values
+    return pd.DataFrame(obs, index=pd.RangeIndex(real.n_obs + synth.n_obs))
+
+
+def _row_names(real, synth) -> pd.Index:
+    """Real then synthetic obs names, with ``-real`` / ``-synth`` suffixes only on names found in both."""
+    names_r = pd.Index(real.obs_names.astype(str))
+    names_s = pd.Index(synth.obs_names.astype(str))
+    clash = names_r.intersection(names_s)
+    if len(clash):
+        names_r = pd.Index([f"{n}-real" if n in clash else n for n in names_r])
+        names_s = pd.Index([f"{n}-synth" if n in clash else n for n in names_s])
+    return names_r.append(names_s)
+
+
 def concat_real_synthetic(
     real,
     synth,
@@ -38,8 +100,8 @@ def concat_real_synthetic(
 ):
     """Stack real and synthetic profiles into one new AnnData (real rows first).
 
-    Genes are aligned by name (``var_names``): a model drops rare genes, so ``synth`` usually has fewer
-    genes than ``real``. Labels in ``obs`` are kept, ``obs[key_added]`` says which rows are synthetic
+    Genes are aligned by name (``var_names``), so ``synth`` may have its genes in another order or only a subset
+    of the genes of ``real``. Labels in ``obs`` are kept, ``obs[key_added]`` says which rows are synthetic
     (a categorical with the categories ``"real"`` and ``"synthetic"``, so that scanpy colours and labels it
     directly). Neither input is changed.
 
@@ -95,60 +157,12 @@ def concat_real_synthetic(
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(f"key_added must be a non-empty str, got {key_added!r}.")
 
-    if genes == "synth":
-        missing = synth.var_names.difference(real.var_names)
-        if len(missing):
-            raise ValueError(
-                f"real lacks {len(missing)} genes of synth (e.g. {list(missing[:5])}); use genes='inner' or subset."
-            )
-        keep = pd.Index(synth.var_names)
-    else:
-        keep = synth.var_names[synth.var_names.isin(real.var_names)]
-    if len(keep) == 0:
-        raise ValueError(
-            "real and synth share no gene names (var_names); were they made from the same genes? "
-            f"real: {list(real.var_names[:3])}..., synth: {list(synth.var_names[:3])}..."
-        )
-
+    keep = _kept_genes(real, synth, genes)
     x_real = _matrix(real, layer, "real")[:, real.var_names.get_indexer(keep)]
     x_synth = _matrix(synth, synth_layer, "synth")[:, synth.var_names.get_indexer(keep)]
-
-    if obs_keys is None:
-        cols = [c for c in real.obs.columns if c in synth.obs.columns and c != key_added]
-        if "source_obs" in synth.obs.columns and "source_obs" not in cols:
-            cols.append("source_obs")
-    else:
-        cols = [obs_keys] if isinstance(obs_keys, str) else list(obs_keys)
-        absent = [c for c in cols if c not in real.obs.columns and c not in synth.obs.columns]
-        if absent:
-            raise KeyError(f"obs_keys {absent} are in neither real.obs nor synth.obs.")
-        if key_added in cols:
-            raise ValueError(f"obs_keys must not contain key_added={key_added!r}; it is written by this function.")
-
-    obs = {}
-    for c in cols:
-        a = real.obs[c] if c in real.obs.columns else pd.Series(np.nan, index=real.obs_names)
-        b = synth.obs[c] if c in synth.obs.columns else pd.Series(np.nan, index=synth.obs_names)
-        cat = isinstance(a.dtype, pd.CategoricalDtype) or isinstance(b.dtype, pd.CategoricalDtype)
-        values = pd.concat([a.astype(object), b.astype(object)], ignore_index=True)
-        if cat:
-            cats = []
-            for s in (a, b):
-                cats.extend(s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else pd.unique(s.dropna()))
-            values = pd.Categorical(values, categories=list(dict.fromkeys(cats)))
-        else:
-            values = values.infer_objects()
-        obs[c] = values
-    obs = pd.DataFrame(obs, index=pd.RangeIndex(real.n_obs + synth.n_obs))
+    obs = _merged_obs(real, synth, _obs_columns(real, synth, obs_keys, key_added))
     obs[key_added] = pd.Categorical(["real"] * real.n_obs + ["synthetic"] * synth.n_obs, categories=["real", "synthetic"])
-
-    names_r = pd.Index(real.obs_names.astype(str))
-    names_s = pd.Index(synth.obs_names.astype(str))
-    clash = names_r.intersection(names_s)
-    if len(clash):
-        names_r = pd.Index([f"{n}-real" if n in clash else n for n in names_r])
-        names_s = pd.Index([f"{n}-synth" if n in clash else n for n in names_s])
-    obs.index = names_r.append(names_s)
+    obs.index = _row_names(real, synth)
 
     out = ad.AnnData(X=np.vstack([x_real, x_synth]), obs=obs, var=pd.DataFrame(index=keep.astype(str)))
     if not out.obs_names.is_unique:
