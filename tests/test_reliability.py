@@ -111,8 +111,9 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # the temporary file is gone
     seen = []
-    atomic_write(tmp_path / "sub" / "b.h5ad", lambda p: seen.append(p.suffix) or p.write_text("x"))
-    assert seen == [".h5ad"] and (tmp_path / "sub" / "b.h5ad").read_text() == "x"  # writers see the suffix
+    atomic_write(tmp_path / "sub" / "b.h5ad", lambda p: seen.append(p) or p.write_text("x"))
+    assert (tmp_path / "sub" / "b.h5ad").read_text() == "x" and not seen[0].exists()
+    assert seen[0].name.startswith(".b.h5ad.") and seen[0].suffix == ".tmp"  # no "*.h5ad" glob sees it
 
 
 def test_json_safe_for_json_and_for_uns(tmp_path):

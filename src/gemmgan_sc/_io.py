@@ -56,12 +56,13 @@ def atomic_folder(target: str | os.PathLike, staging_dir: Path | None = None) ->
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place; returns ``path``.
 
-    The temporary file keeps the suffix of ``path`` (writers such as ``savefig`` and ``write_h5ad`` read the
-    format from it) and is removed when ``write`` fails, so ``path`` is either the old file or the new one.
+    The temporary file is hidden and ends in ``.tmp`` (so no glob for the real suffix picks it up; writers that
+    read the format from the suffix, such as ``savefig``, must be told the format) and is removed when ``write``
+    fails, so ``path`` is either the old file or the new one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._io import check_anndata as _check_anndata
+
 SETUP_KEY = "_gemmgan_setup"
 EXPRESSION_SCALES = ("log", "any")
 
@@ -236,21 +238,6 @@ class AnnDataRegistry:
             raise KeyError(
                 f"{len(missing)} slide(s) of adata.obs[{self.slide_key!r}] have no features in the patch store "
                 f"{self.patch_store!r}, e.g. {missing[:5]}: run gg.pp.tile_slides and gg.pp.embed_tiles for them."
-            )
-
-
-def _check_anndata(adata) -> None:
-    from anndata import AnnData
-
-    if not isinstance(adata, AnnData):
-        raise TypeError(f"Expected an AnnData, got {type(adata).__name__}.")
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise ValueError(f"AnnData is empty ({adata.n_obs} obs x {adata.n_vars} vars).")
-    for axis, names in (("obs", adata.obs_names), ("var", adata.var_names)):
-        if not names.is_unique:
-            dup = names[names.duplicated()].unique()[:5].tolist()
-            raise ValueError(
-                f"Duplicated {axis}_names, e.g. {dup}: call adata.{axis}_names_make_unique() first."
             )
 
 

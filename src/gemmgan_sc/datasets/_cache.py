@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .._io import atomic_write
 
 CACHE_ENV = "GEMMGAN_SC_CACHE"
 
@@ -37,21 +37,6 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None, sub: str, name: str =
             f"or set the environment variable {CACHE_ENV}."
         ) from err
     return folder
-
-
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._settings import logger, settings
+from .._settings import logger
+from .._settings import progress as _progress
 from ._classifiers import CLASSIFIERS, check_classifier, check_seed
 from ._conditional import conditional_fidelity, is_conditional
 from ._correlation import correlation_metrics
@@ -59,14 +60,6 @@ def _check_classifiers(classifiers: Sequence[str]) -> list[str]:
     for c in classifiers:
         check_classifier(c)
     return classifiers
-
-
-def _progress(iterable, total: int, desc: str):
-    if not settings.progress_bar:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc)
 
 
 Rows = list[tuple[str, str, str, float]]
