@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "privacy on halves of the training rows) and gg.GaussianBaseline fitted on the training rows (floor; "
         + (f"class-conditional on {label}" if label else "unconditional")
         + "); their evaluation time is part of the first model's",
-        "Fréchet distance in the top 50 PCs of the z-scored real training rows; SD ratio = mean synthetic gene sd / "
+        "Fréchet distance in the top PCs of the z-scored real training rows (50, at most half the held-out rows); "
+        "SD ratio = mean synthetic gene sd / "
         "mean real gene sd; Cond. Pearson = mean over genes of the per-gene Pearson r between held-out profiles "
         "and the mean of 10 draws from their conditions (unconditional models: chance level)",
         "Beats Gaussian floor: means at least as close to the real data as the floor's on every headline metric "

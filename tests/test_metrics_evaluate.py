@@ -296,6 +296,11 @@ def test_evaluate_samples_ceiling_and_old_tables(data):
     assert value(table, "sd_ratio") == pytest.approx(gg.metrics.sd_ratio(te, 2.0 * s_te))
     assert abs(value(table, "sd_ratio", reference="real_rows") - 1.0) < 0.2
     assert target.uns["gemmgan_metrics"]["params"]["references"] == ["real_rows"]
+    # the Frechet space has at most half as many axes as the smaller compared set has rows (20 held-out -> 10)
+    wide = [rng.normal(size=(m, 60)) for m in (100, 20, 100, 20)]
+    gg.metrics.evaluate_samples(*wide, classifiers=["logreg"], k=5, adata=target, references=())
+    assert target.uns["gemmgan_metrics"]["params"]["frechet_components"] == 10
+    gg.metrics.evaluate_samples(tr, te, s_tr, 2.0 * s_te, classifiers=["logreg"], k=5, adata=target)
     # a table stored before the reference column existed reads back as the model's rows
     del target.uns["gemmgan_metrics"]["table"]["reference"]
     old = gg.metrics.metrics_table(target)

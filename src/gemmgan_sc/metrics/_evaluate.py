@@ -161,9 +161,14 @@ def _fidelity_sizes(fidelity_split: str, n_real: tuple[int, int], n_synth: tuple
             "all": (n_real[0] + n_real[1], n_synth[0] + n_synth[1])}[fidelity_split]
 
 
-def _basis(real_train: np.ndarray, frechet_components: int, seed: int) -> PCABasis:
-    """The PCA space of the real training rows, shared by every row source of the table."""
-    return pca_basis(real_train, int(min(frechet_components, *real_train.shape)), seed)
+def _basis(real_train: np.ndarray, frechet_components: int, n_compared: int, seed: int) -> PCABasis:
+    """The PCA space of the real training rows, shared by every row source of the table.
+
+    At most half as many axes as the smaller compared set has rows: with fewer rows per dimension the
+    covariance estimates are so poor that two samples of the real data score worse than a collapsed generator.
+    """
+    n = min(frechet_components, *real_train.shape, max(1, n_compared // 2))
+    return pca_basis(real_train, int(n), seed)
 
 
 def _real_rows_source(real_train, real_test, labels: dict, k, fidelity_split, seed) -> Source | None:
@@ -240,8 +245,10 @@ def evaluate_samples(
     references
         ``("real_rows",)`` (default) adds the ceiling rows of :func:`evaluate`; ``()`` leaves them out.
     frechet_components
-        Principal axes of the real training rows in which the Frechet distance is computed (at most their
-        number of rows and genes).
+        Principal axes of the real training rows in which the Frechet distance is computed: at most their
+        number of rows and genes, and at most half the rows of the smaller compared set (with fewer rows per
+        axis two samples of the real data would score worse than a collapsed generator). The number used is
+        in ``params``.
 
     Returns
     -------
@@ -290,18 +297,20 @@ def evaluate_samples(
     y_real = {key: (labels_of(real_train, key, None, "real_train"), labels_of(real_test, key, None, "real_test"))
               for key in keys}
     y_synth = {key: [labels_of(s, key, None, f"synth_train[{i}]") for i, s in enumerate(s_trains)] for key in keys}
-    _check_k(k, *_fidelity_sizes(fidelity_split, (len(r_tr), len(r_te)), (len(runs[0][0]), len(runs[0][1]))))
+    n_fid = _fidelity_sizes(fidelity_split, (len(r_tr), len(r_te)), (len(runs[0][0]), len(runs[0][1])))
+    _check_k(k, *n_fid)
+    basis = _basis(r_tr, frechet_components, min(n_fid), seed)
     sources: dict[str, Source] = {"": lambda i: RunSets(
         r_tr, r_te, *runs[i], {key: (*y_real[key], y_synth[key][i]) for key in keys})}
     if "real_rows" in refs and (src := _real_rows_source(r_tr, r_te, y_real, k, fidelity_split, seed)):
         sources["real_rows"] = src
-    table = _run_all(sources, n, classifiers, k, metric, seed, fidelity_split,
-                     _basis(r_tr, frechet_components, seed), "evaluate_samples")
+    table = _run_all(sources, n, classifiers, k, metric, seed, fidelity_split, basis, "evaluate_samples")
     if adata is not None:
         _store(adata, key_added, table, {
             "n_runs": n, "label_keys": keys, "classifiers": classifiers, "seed": seed, "k": int(k), "metric": metric,
             "normalize": bool(normalize), "fidelity_split": fidelity_split, "layer": layer,
-            "synth_layer": synth_layer, "references": list(sources)[1:], "frechet_components": int(frechet_components),
+            "synth_layer": synth_layer, "references": list(sources)[1:],
+            "frechet_components": int(basis.components.shape[0]),
         })
     return table
 
@@ -424,7 +433,8 @@ def evaluate(
         unconditional one then shows the chance level).
     frechet_components
         Principal axes of the real training rows (z-scored) in which ``frechet_distance`` is computed, for the
-        model and the references alike (at most their number of rows and genes).
+        model and the references alike (capped as in :func:`evaluate_samples`; the number used is in
+        ``params``).
 
     Returns
     -------
@@ -456,7 +466,8 @@ def evaluate(
     if not keys:
         logger.info("evaluate: no label keys, utility skipped.")
     sizes = (len(train_idx), len(test_idx))
-    _check_k(k, *_fidelity_sizes(fidelity_split, sizes, sizes))
+    n_fid = _fidelity_sizes(fidelity_split, sizes, sizes)
+    _check_k(k, *n_fid)
 
     def generate(generator: Any, data: Any, indices: np.ndarray, s: int) -> np.ndarray:
         synth = generator.sample(adata=data, indices=indices, n_samples=1, seed=s)
@@ -480,12 +491,12 @@ def evaluate(
     if "gaussian" in refs:
         gauss, g_train, g_test = fit_gaussian(model, adata, x, var_names, (train_idx, test_idx), keys, seed)
         sources["gaussian"] = source(gauss, (g_train, np.arange(sizes[0])), (g_test, np.arange(sizes[1])), labels)
-    table = _run_all(sources, n_runs, classifiers, k, metric, seed, fidelity_split,
-                     _basis(r_tr, frechet_components, seed), "evaluate")
+    basis = _basis(r_tr, frechet_components, min(n_fid), seed)
+    table = _run_all(sources, n_runs, classifiers, k, metric, seed, fidelity_split, basis, "evaluate")
     _store(adata, key_added, table, {
         "n_runs": int(n_runs), "label_keys": keys, "classifiers": classifiers, "seed": seed, "k": int(k),
         "metric": metric, "normalize": True, "fidelity_split": fidelity_split, "layer": registry.layer,
         "model": type(model).__name__, "references": list(sources)[1:], "conditional_draws": draws,
-        "frechet_components": int(frechet_components),
+        "frechet_components": int(basis.components.shape[0]),
     })
     return table
