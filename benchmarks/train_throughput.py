@@ -354,6 +354,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precision", default=None, help="Lightning precision (default: 32 on CPU, bf16-mixed on CUDA)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per pipeline (after one warm-up step)")
     parser.add_argument("--tiles", type=int, default=None, help="tiles per slide")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size (default: the configuration's 64; smaller for a loaded machine)")
     parser.add_argument("--naive-workers", type=int, default=0, help="DataLoader workers of the naive pipeline")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     parser.add_argument("--seed", type=int, default=None,
@@ -458,6 +460,8 @@ def main() -> None:
         c["steps"] = args.steps
     if args.tiles:
         c["tiles"] = args.tiles
+    if args.batch:
+        c["batch"] = args.batch
     device = args.device
     if args.threads:
         torch.set_num_threads(args.threads)
