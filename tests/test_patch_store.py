@@ -99,3 +99,74 @@ def test_slides_without_tissue_have_zero_count_in_the_bank(tmp_path):
     store.add("tiled-not-embedded", coords=np.zeros((4, 2)))
     with pytest.raises(KeyError, match="tiled-not-embedded"):
         store.bank(["tiled-not-embedded"])
+
+
+def test_features_of_a_slide_without_tissue_are_empty(tmp_path):
+    store = PatchStore(tmp_path / "p.zarr", mode="w")
+    store.add("empty", coords=np.zeros((0, 2)))
+    assert store.features("empty").shape == (0, 0)  # no features anywhere yet: width unknown
+    store.add("a", np.ones((3, 5)))
+    out = PatchStore(tmp_path / "p.zarr").features("empty")
+    assert out.shape == (0, 5) and out.dtype == np.float16
+    with pytest.raises(KeyError, match="no tissue"):
+        store.features_array("empty")
+    store.add("tiled", coords=np.zeros((2, 2)))
+    with pytest.raises(KeyError, match="2 tiles but no features.*embed_tiles"):
+        store.features("tiled")
+
+
+def _bank_with_empty_rows(tmp_path):
+    store = PatchStore(tmp_path / "p.zarr", mode="w")
+    store.add("a", np.random.default_rng(0).normal(size=(6, 4)))
+    store.add("empty", coords=np.zeros((0, 2)))
+    return store
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_condition_bank_draws_for_zero_tile_rows_are_fully_masked(tmp_path, streamed):
+    import torch
+
+    from gemmgan_sc.train import ConditionBank
+
+    store = _bank_with_empty_rows(tmp_path)
+    ids = ["empty", "a", "empty"]
+    if streamed:
+        bank = ConditionBank(n_patches=4, stream_from=(store, ids), read_threads=1)
+    else:
+        patches, offsets, counts = store.bank(ids)
+        bank = ConditionBank(patches=patches, offsets=offsets, counts=counts, n_patches=4)
+    assert not bank.patches_always_full
+    cond = bank.conditions(torch.arange(3), generator=torch.Generator().manual_seed(0))
+    mask, feats = cond["patch_mask"], cond["patches"]
+    assert feats.shape == (3, 4, 4) and torch.isfinite(feats.float()).all()
+    assert not mask[0].any() and not mask[2].any() and mask[1].all()
+    assert (feats[0] == 0).all() and (feats[2] == 0).all()
+
+
+def test_condition_bank_of_only_zero_tile_rows(tmp_path):
+    import torch
+
+    from gemmgan_sc.train import ConditionBank
+
+    store = _bank_with_empty_rows(tmp_path)
+    patches, offsets, counts = store.bank(["empty", "empty"])
+    assert patches.shape == (0, 4)
+    feats, mask = ConditionBank(patches=patches, offsets=offsets, counts=counts, n_patches=3).draw_patches(torch.arange(2))
+    assert feats.shape == (2, 3, 4) and not mask.any() and (feats == 0).all()
+
+
+@pytest.mark.parametrize("variant", ["paper", "authors_code"])
+@pytest.mark.parametrize("mode", ["full", "mean_image", "patch_transformer", "film", "cross_attention"])
+def test_fusion_of_a_fully_masked_patch_set_is_finite(mode, variant):
+    import torch
+
+    from gemmgan_sc.nn import ConditionFusion
+
+    torch.manual_seed(0)
+    fusion = ConditionFusion(patch_dim=6, text_dim=5, d_model=8, n_heads=2, d_ff=16, dropout=0.0,
+                             conditioning=mode, variant=variant).eval()
+    mask = torch.tensor([[False] * 4, [True, True, False, False]])
+    patches = torch.randn(2, 4, 6).masked_fill(~mask.unsqueeze(-1), 0.0)
+    text, text_mask = torch.randn(2, 3, 5), torch.ones(2, 3, dtype=torch.bool)
+    out = fusion(patches, mask, text, text_mask)
+    assert out.shape == (2, 8) and torch.isfinite(out).all(), f"{mode}/{variant}: NaN for a slide without tiles"

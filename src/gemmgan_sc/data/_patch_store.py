@@ -141,11 +141,18 @@ class PatchStore:
 
     # ------------------------------------------------------------------ read
     def features(self, slide_id: str) -> np.ndarray:
-        """Tile embeddings of ``slide_id`` (n_tiles x D, float16)."""
+        """Tile embeddings of ``slide_id`` (n_tiles x D, float16).
+
+        A slide tiled with 0 tiles (no tissue) gives an empty (0 x D) array, D being :attr:`dim` (0 while the
+        store holds no features at all).
+        """
         group = self._group(slide_id)
         if "features" not in group:
+            if "coords" in group and group["coords"].shape[0] == 0:
+                return np.zeros((0, self.dim or 0), dtype=np.float16)
             raise KeyError(
-                f"Slide {slide_id!r} has tiles but no features in {str(self.path)!r}: run gg.pp.embed_tiles first."
+                f"Slide {slide_id!r} has {self.n_tiles(slide_id)} tiles but no features in {str(self.path)!r}: run "
+                "gg.pp.embed_tiles first."
             )
         return np.asarray(group["features"][...])
 
@@ -153,6 +160,11 @@ class PatchStore:
         """The zarr array of ``slide_id``'s features, for reading a subset of rows without loading them all."""
         group = self._group(slide_id)
         if "features" not in group:
+            if "coords" in group and group["coords"].shape[0] == 0:
+                raise KeyError(
+                    f"Slide {slide_id!r} has no tissue (0 tiles) in {str(self.path)!r}, so there are no features to "
+                    "read; use features() (an empty array) or skip the slide."
+                )
             raise KeyError(f"Slide {slide_id!r} has no features in {str(self.path)!r}: run gg.pp.embed_tiles first.")
         return group["features"]
 

@@ -4,3 +4,4 @@ from ._demo import demo
 from ._tcga import read_star_counts, tcga
 from ._gdc import GDCError
 from ._mcat import read_mcat
+from ._her2st import read_her2st

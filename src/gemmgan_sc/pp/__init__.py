@@ -7,3 +7,4 @@ in ``adata.uns``.
 from ._clinical import LabelLeakWarning
 from ._text import clinical_to_text, embed_text
 from ._slides import detect_tissue, tile_slides, embed_tiles
+from ._spatial import tile_spots
