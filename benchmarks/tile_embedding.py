@@ -1,13 +1,15 @@
-"""Tiles per second of gg.pp.tile_slides / gg.pp.embed_tiles against the naive way, in the same run.
+"""Tiles per second of gg.pp.embed_tiles: the code of two source trees (before / after a change) in one run,
+alternating, against the naive loop (one process, OpenSlide ``read_region`` per tile, one tile per encoder call).
 
-Naive = one process, OpenSlide ``read_region`` per tile, one tile per encoder call (and for tiling: the
-tissue mask computed from the whole level 0). Run:
+Encoders: a near-free one (mean colour, so its row measures tile reading) and ``"hed-texture"``; each with 0 and
+``--workers`` worker processes. Slides: copies of the real slides of ../shared/data (distinct files, a job of a
+few hundred tiles), and a generated 0.5 um/px pyramid embedded at a coarser mpp (the library reads the level
+nearest the target, the naive loop reads level 0 and shrinks). Run:
 
-    python benchmarks/tiling.py [--slide PATH] [--big 20000] [--naive-max-gb 6] [--workers 2] [--repeat 1] [--device cpu]
+    python benchmarks/tile_embedding.py --tree after=src --tree before=/tmp/old/src [--rounds 2] [--copies 4]
 
-(``benchmarks/tiling.py`` is the entry point the issue names; it runs :func:`main` of this module.)
-
-Prints a table and writes benchmarks/results/tile_embedding.json (with machine details).
+Each tree is timed in its own process (``PYTHONPATH`` = the tree); rounds alternate the order of the trees.
+Writes benchmarks/results/tile_embedding.json (with machine details and the load average).
 """
 
 from __future__ import annotations
@@ -15,367 +17,199 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
-import pandas as pd
-
-import gemmgan_sc as gg
-from gemmgan_sc.data import PatchStore
-from gemmgan_sc.encoders import get_image_encoder
-from gemmgan_sc.pp._tiles import open_slide, tile_grid, tissue_fraction
-from gemmgan_sc.pp._tissue import channel_image
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SLIDE = HERE.parents[1] / "shared" / "data" / "slides" / "CMU-1-Small-Region.svs"
-MORE_SLIDES = [HERE.parents[1] / "shared" / "data" / "slides" / "TCGA-CR-7395-01A-01-TS1.svs"]
+sys.path.insert(0, str(HERE))
+SLIDES = HERE.parents[1] / "shared" / "data" / "slides"
+REAL_SLIDES = [SLIDES / "CMU-1-Small-Region.svs", SLIDES / "TCGA-CR-7395-01A-01-TS1.svs"]
+ENCODERS = {"read-only (mean RGB)": 64, "hed-texture": 32}  # label -> batch size
 
 
-def _mean_rgb():
+def encoder(label: str):
+    """The encoder of a row, built by the gemmgan_sc on the path."""
     import torch
 
-    class MeanRGB(torch.nn.Module):
-        """A near-free encoder (mean colour), so that its row measures tile reading alone."""
+    from gemmgan_sc.encoders import get_image_encoder
 
+    class MeanRGB(torch.nn.Module):
         def forward(self, x):
             return x.mean(dim=(2, 3))
 
-    return MeanRGB
+    if label == "hed-texture":
+        return get_image_encoder("hed-texture")
+    return get_image_encoder(MeanRGB(), dim=3, input_size=None, device="cpu")
 
 
-MeanRGB = _mean_rgb()
+# ----------------------------------------------------------------------------- one tree, in a child process
+def child(config: dict) -> dict:
+    """Tile ``config["slides"]`` (not timed), then time embed_tiles per encoder and number of workers."""
+    import anndata as ad
+    import pandas as pd
+
+    import gemmgan_sc as gg
+
+    gg.settings.progress_bar = False
+    slides = config["slides"]
+    adata = ad.AnnData(np.zeros((len(slides), 1), np.float32),
+                       obs=pd.DataFrame({"slide_path": slides}, index=[f"r{i}" for i in range(len(slides))]))
+    gg.pp.tile_slides(adata, store=config["store"], overwrite=True, **config["tile_kwargs"])
+    out = {"n_tiles": int(adata.obs.drop_duplicates("slide_id")["n_tiles"].sum()), "seconds": {}}
+    for label, batch in ENCODERS.items():
+        enc = encoder(label)
+        for w in config["workers"]:
+            t = time.perf_counter()
+            gg.pp.embed_tiles(adata, encoder=enc, batch_size=batch, num_workers=w, overwrite=True, device="cpu")
+            out["seconds"][f"{label}|{w}"] = time.perf_counter() - t
+    return out
 
 
-def machine() -> dict:
+def run_tree(tree: str, config: dict) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve()))
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(config)], env=env, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"benchmark child for {tree} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- naive ways, in this process
+def naive_embed(jobs: list[tuple[str, np.ndarray]], enc, read_size: int = 256, out_size: int = 256) -> float:
+    """One process, one OpenSlide/tiffslide read per tile at level 0 (shrunk to ``out_size``), one encoder call per tile."""
     import torch
+    from PIL import Image
 
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "load_average_at_start": os.getloadavg(),
-        "uptime_at_start": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        info["cpu_model"] = names[0] if names else None
-    except OSError:
-        pass
-    return info
+    from gemmgan_sc.pp._tiles import open_slide
 
-
-#: Measured peak of the naive way per level-0 pixel (RGBA read + RGB copy + float32 temporaries + mask):
-#: 10,000 px TIFF -> ~2.5 GB above the baseline, i.e. ~25 B/px; 28 leaves a margin.
-NAIVE_BYTES_PER_PX = 28
-
-
-def naive_tiling(path: str, tile_size: int = 256, min_tissue: float = 0.2,
-                 region: tuple[int, int, int, int] | None = None) -> int:
-    """Mask from the whole level 0 (Otsu on saturation), then the same grid and fractions.
-
-    ``region`` = (x0, y0, w, h) restricts the naive way to a level-0 crop (used when the whole level 0
-    would not fit the memory budget); the work per pixel is the same, so its time scales with the area.
-    """
-    from skimage.filters import threshold_otsu
-
-    r = open_slide(path)
-    x0, y0, w, h = region if region is not None else (0, 0, *r.dimensions)
-    rgb = r.read_region((x0, y0), 0, (w, h))
-    sat = channel_image(rgb, "saturation")
-    del rgb
-    mask = sat > max(threshold_otsu(sat), 8)
-    del sat
-    coords = tile_grid(w, h, tile_size)
-    frac = tissue_fraction(mask, (1.0, 1.0), coords, tile_size)
-    return int((frac >= min_tissue).sum())
-
-
-def naive_region(edge: int, budget_gb: float, tile_size: int = 256) -> tuple[int, int, int, int] | None:
-    """None when the whole ``edge`` x ``edge`` level 0 fits ``budget_gb``; else the centred square crop
-    (a multiple of ``tile_size``) that does."""
-    if edge * edge * NAIVE_BYTES_PER_PX <= budget_gb * 1e9:
-        return None
-    side = int((budget_gb * 1e9 / NAIVE_BYTES_PER_PX) ** 0.5) // tile_size * tile_size
-    off = (edge - side) // 2 // tile_size * tile_size
-    return (off, off, side, side)
-
-
-def naive_embed(path: str, coords: np.ndarray, enc, tile_size: int = 256) -> float:
-    import openslide
-    import torch
-
-    s = openslide.OpenSlide(path)
     t = time.perf_counter()
-    for x, y in coords:
-        tile = np.asarray(s.read_region((int(x), int(y)), 0, (tile_size, tile_size)).convert("RGB"))
-        batch = torch.from_numpy(tile.copy()).permute(2, 0, 1)[None]
-        enc(enc.preprocess(batch.to(enc.device)))
+    for path, coords in jobs:
+        with open_slide(path) as reader:
+            for x, y in coords:
+                tile = reader.read_region((int(x), int(y)), 0, (read_size, read_size))
+                if read_size != out_size:
+                    tile = np.asarray(Image.fromarray(tile).resize((out_size, out_size), Image.Resampling.BILINEAR))
+                enc(enc.preprocess(torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None]))
     return time.perf_counter() - t
 
 
-def _bare_read(items: list[tuple[str, int, int]]) -> int:
+def _decode_only(items: list[tuple[str, int, int]]) -> int:
     import openslide
 
-    from gemmgan_sc.pp._tile_batches import keep_freed_memory
-
-    keep_freed_memory()  # the same allocator setting as the library's workers
     slides: dict[str, object] = {}
     for path, x, y in items:
-        if path not in slides:
-            slides[path] = openslide.OpenSlide(path)
+        slides.setdefault(path, openslide.OpenSlide(path))
         np.asarray(slides[path].read_region((x, y), 0, (256, 256)).convert("RGB"))
     return len(items)
 
 
-def parallel_read_ceiling(jobs: list, workers: int) -> float:
-    """Seconds for ``workers`` processes to decode all tiles (the naive read, interleaved split, nothing sent
-    back, no encoder, process start-up not timed, the library workers' allocator setting): about the most any
-    pipeline of ``workers`` readers can do on this machine."""
+def parallel_read_ceiling(jobs: list[tuple[str, np.ndarray]], workers: int) -> float:
+    """Seconds for ``workers`` processes that only decode the tiles (interleaved split, nothing sent back, process
+    start-up not timed): about the most any pipeline of ``workers`` readers can do on this machine."""
     import multiprocessing as mp
 
     items = [(path, int(x), int(y)) for path, coords in jobs for x, y in coords]
     with mp.get_context().Pool(workers) as pool:
-        pool.apply(int, (0,))  # processes started before the clock
+        pool.apply(int, (0,))
         t = time.perf_counter()
-        pool.map(_bare_read, [items[k::workers] for k in range(workers)])
+        pool.map(_decode_only, [items[k::workers] for k in range(workers)])
         return time.perf_counter() - t
 
 
-def naive_embed_level0(path: str, coords: np.ndarray, enc, size0: int, out_size: int = 256) -> float:
-    """The naive way at a coarser mpp: read each tile at level 0 (``size0`` px) and shrink it to ``out_size``."""
-    import torch
-    from PIL import Image
+def coords_of(config: dict) -> tuple[dict, list[tuple[str, np.ndarray]]]:
+    """The tiles the library tiles for ``config`` (tiled once more here, by the tree on this process's path)."""
+    result = child(dict(config, workers=[]))
+    from gemmgan_sc.data import PatchStore
 
-    reader = open_slide(path)
-    t = time.perf_counter()
-    for x, y in coords:
-        tile = reader.read_region((int(x), int(y)), 0, (size0, size0))
-        tile = np.array(Image.fromarray(tile).resize((out_size, out_size), Image.Resampling.BILINEAR))
-        batch = torch.from_numpy(tile).permute(2, 0, 1)[None]
-        enc(enc.preprocess(batch.to(enc.device)))
-    reader.close()
-    return time.perf_counter() - t
+    store = PatchStore(config["store"])
+    info = store.attrs["slides"]
+    return result, [(p, store.coords(sid)) for sid, p in ((s, info[s]["path"]) for s in store.slide_ids)]
 
 
-def write_big_tiff(path: str, size: int, seed: int = 0) -> None:
-    """Pyramidal tiled TIFF (zlib), tissue blobs on white, written strip by strip (low memory)."""
-    import tifffile
+# ----------------------------------------------------------------------------- the run
+def measure_case(name: str, config: dict, trees: dict[str, str], rounds: int, workers: int, read_size: int) -> dict:
+    from gemmgan_sc.data import PatchStore
 
-    rng = np.random.default_rng(seed)
-    blobs = [(rng.uniform(0.1, 0.9) * size, rng.uniform(0.1, 0.9) * size, rng.uniform(0.05, 0.15) * size) for _ in range(6)]
-
-    def level(ds: int):
-        n = size // ds
-        for y0 in range(0, n, 256):
-            rows = min(256, n - y0)
-            yy, xx = np.mgrid[y0 : y0 + rows, 0:n] * ds
-            m = np.zeros((rows, n), bool)
-            for cx, cy, r in blobs:
-                m |= (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
-            block = np.empty((rows, n, 3), np.uint8)
-            block[:] = (240, 238, 242)
-            block[m] = (170, 80, 150)
-            noise = rng.integers(0, 12, size=(rows, n, 1), dtype=np.uint8)
-            block -= noise
-            yield block
-
-    def tiles(ds: int):
-        n = size // ds
-        for strip in level(ds):
-            for x0 in range(0, n, 256):
-                t = np.full((256, 256, 3), 255, np.uint8)
-                part = strip[:, x0 : x0 + 256]
-                t[: part.shape[0], : part.shape[1]] = part
-                yield t
-
-    with tifffile.TiffWriter(path, bigtiff=True) as tw:
-        n = size
-        tw.write(tiles(1), shape=(n, n, 3), dtype=np.uint8, tile=(256, 256), subifds=3, photometric="rgb",
-                 compression="zlib", resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER")
-        for ds in (4, 16, 64):
-            tw.write(tiles(ds), shape=(n // ds, n // ds, 3), dtype=np.uint8, tile=(256, 256), subfiletype=1,
-                     photometric="rgb", compression="zlib")
+    tiled, jobs = coords_of(config)
+    info = PatchStore(config["store"]).attrs["slides"]
+    times: dict[str, dict[str, list[float]]] = {t: {} for t in [*trees, "naive"]}
+    for r in range(rounds):
+        order = list(trees) if r % 2 == 0 else list(reversed(trees))
+        for tree in order:
+            got = run_tree(trees[tree], dict(config, store=str(Path(config["store"]).with_name(f"{name}-{tree}.zarr"))))
+            for key, sec in got["seconds"].items():
+                times[tree].setdefault(key, []).append(sec)
+        for label in ENCODERS:
+            times["naive"].setdefault(label, []).append(naive_embed(jobs, encoder(label), read_size=read_size))
+        print(f"{name}: round {r + 1}/{rounds} done", flush=True)
+    n = tiled["n_tiles"]
+    row: dict = {"n_tiles": n, "all_times_s": times, "reads": {s: f"level {v['level']} at {v['read_size']} px"
+                                                              for s, v in list(info.items())[:1]}}
+    for label in ENCODERS:
+        entry = {"naive_tiles_per_s": n / min(times["naive"][label])}
+        for tree in trees:
+            for w in sorted({0, workers}):
+                entry[f"{tree}_workers{w}_tiles_per_s"] = n / min(times[tree][f"{label}|{w}"])
+        for w in sorted({0, workers}):
+            a, b = list(trees)[:2] if len(trees) > 1 else (list(trees)[0],) * 2
+            entry[f"ratio_{a}_over_{b}_workers{w}"] = entry[f"{a}_workers{w}_tiles_per_s"] / entry[f"{b}_workers{w}_tiles_per_s"]
+        row[label] = entry
+        print(f"{name} / {label}: " + ", ".join(f"{k} {v:.2f}" for k, v in entry.items()), flush=True)
+    if name == "real_slides":
+        t_ceil = min(parallel_read_ceiling(jobs, max(1, workers)) for _ in range(rounds))
+        row["parallel_read_ceiling_tiles_per_s"] = n / t_ceil
+    return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--slide", default=str(DEFAULT_SLIDE))
-    ap.add_argument("--more-slides", nargs="*", default=[str(p) for p in MORE_SLIDES],
-                    help="further slides whose tiles are embedded too (default: the TCGA slide of ../shared/data)")
-    ap.add_argument("--big", type=int, default=20000, help="edge of the generated pyramidal TIFF (0 = skip)")
-    ap.add_argument("--naive-max-gb", type=float, default=6.0,
-                    help="memory budget of the naive level-0 mask; above it the naive way runs on a centred "
-                         "crop and its time is extrapolated by area (the machine is shared)")
-    ap.add_argument("--no-embed", action="store_true", help="tiling only")
-    ap.add_argument("--copies", type=int, default=4, help="copies of each real slide embedded (distinct files)")
-    ap.add_argument("--coarse-only", action="store_true", help="only the coarse-mpp embedding run")
-    ap.add_argument("--mpp-edge", type=int, default=8192,
-                    help="edge of the generated 0.5 um/px pyramid embedded at --coarse-mpp (0 = skip)")
-    ap.add_argument("--coarse-mpp", type=float, default=2.0, help="target um/px of the coarse-mpp embedding run")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", action="append", default=None,
+                    help="NAME=PATH of a source tree to time (repeatable; the first is the 'after' one). "
+                         "Default: after=<this repository's src>")
+    ap.add_argument("--copies", type=int, default=4, help="copies of each real slide (distinct files)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds (trees alternate); best time of each")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds of the level-0 embedding runs (naive and library alternate); best time of each")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--vit", default="timm:vit_small_patch16_224")
+    ap.add_argument("--mpp-edge", type=int, default=8192, help="edge of the generated pyramid (0 = skip)")
+    ap.add_argument("--coarse-mpp", type=float, default=2.0)
     ap.add_argument("--out", default=str(HERE / "results" / "tile_embedding.json"))
     args = ap.parse_args()
-    gg.settings.progress_bar = False
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    from _machine import machine_info
+
+    trees = dict(t.split("=", 1) for t in (args.tree or [f"after={HERE.parent / 'src'}"]))
     tmp = Path(tempfile.mkdtemp())
-    results = {"machine": machine(), "slide": args.slide, "tiling": {}, "embedding": {}}
+    slides = [str(shutil.copy(p, tmp / f"{p.stem}-copy{k}{p.suffix}")) for k in range(args.copies)
+              for p in REAL_SLIDES if p.is_file()]
+    workers = sorted({0, args.workers})
+    results = {"machine": machine_info(), "load_average_at_start": os.getloadavg(), "trees": trees,
+               "rounds": args.rounds, "copies_of_each_slide": args.copies}
+    base = {"workers": workers, "tile_kwargs": {}}
+    results["real_slides"] = measure_case("real_slides", dict(base, slides=slides, store=str(tmp / "real.zarr")),
+                                          trees, args.rounds, args.workers, read_size=256)
+    if args.mpp_edge:
+        from tiling import write_big_tiff
 
-    # ---------------------------------------------------------------- tiling
-    def tile(path, store):
-        adata = ad.AnnData(np.zeros((1, 1), np.float32), obs=pd.DataFrame({"slide_path": [path]}, index=["r0"]))
-        t = time.perf_counter()
-        gg.pp.tile_slides(adata, store=store, overwrite=True)
-        return adata, time.perf_counter() - t
-
-    adata, t_tile = tile(args.slide, tmp / "p.zarr")
-    n_tiles = int(adata.obs["n_tiles"].iloc[0])
-    t = time.perf_counter()
-    n_naive = naive_tiling(args.slide)
-    t_naive = time.perf_counter() - t
-    results["tiling"]["cmu"] = {"n_tiles": n_tiles, "tile_slides_s": t_tile, "naive_level0_mask_s": t_naive,
-                                "n_tiles_naive": n_naive, "speedup": t_naive / t_tile}
-    if args.big:
-        big = str(tmp / "big.tif")
-        t = time.perf_counter()
-        write_big_tiff(big, args.big)
-        t_write = time.perf_counter() - t
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        _, t_big = tile(big, tmp / "big.zarr")
-        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        nb = PatchStore(tmp / "big.zarr").n_tiles("big")
-        entry = {"edge_px": args.big, "write_s": t_write, "n_tiles": nb, "tile_slides_s": t_big,
-                 "tiles_per_s": nb / t_big, "peak_rss_mb_after": rss1 / 1024, "peak_rss_mb_before": rss0 / 1024}
-        region = naive_region(args.big, args.naive_max_gb)
-        entry["naive_estimated_full_gb"] = args.big**2 * NAIVE_BYTES_PER_PX / 1e9
-        t = time.perf_counter()
-        n_naive = naive_tiling(big, region=region)
-        t_naive = time.perf_counter() - t
-        entry["naive_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        entry["n_tiles_naive"] = n_naive
-        entry["naive_tiles_per_s"] = n_naive / t_naive
-        if region is None:
-            entry["naive_level0_mask_s"] = t_naive
-            entry["speedup"] = t_naive / t_big
-        else:
-            frac = region[2] * region[3] / args.big**2
-            entry["naive_capped"] = (
-                f"whole level 0 would need ~{entry['naive_estimated_full_gb']:.1f} GB (> --naive-max-gb "
-                f"{args.naive_max_gb:g}); the naive way ran on the centred level-0 crop {region} "
-                f"({frac:.1%} of the area) and its full-slide time is that time / area fraction"
-            )
-            entry["naive_crop_xywh"] = list(region)
-            entry["naive_crop_area_fraction"] = frac
-            entry["naive_crop_s"] = t_naive
-            entry["naive_level0_mask_s_extrapolated"] = t_naive / frac
-            entry["speedup_extrapolated"] = t_naive / frac / t_big
-            entry["speedup_vs_crop_only"] = t_naive / t_big
-        results["tiling"]["generated_tiff"] = entry
-
-    # ------------------------------------------------------------- embedding
-    # every tile of the real slides given (default: both slides of ../shared/data), one AnnData row per slide
-    slides = [p for p in [args.slide, *args.more_slides] if Path(p).is_file()]
-    # copies of the slide files (distinct slides for the pipeline) make a job of several hundred tiles, closer to
-    # real work than two small slides, so that worker start-up is not the whole story
-    slides = [str(shutil.copy(p, tmp / f"{Path(p).stem}-copy{k}{Path(p).suffix}"))
-              for k in range(args.copies) for p in slides]
-    emb = ad.AnnData(np.zeros((len(slides), 1), np.float32),
-                     obs=pd.DataFrame({"slide_path": slides}, index=[f"r{i}" for i in range(len(slides))]))
-    gg.pp.tile_slides(emb, store=tmp / "emb.zarr", overwrite=True)
-    store = PatchStore(tmp / "emb.zarr")
-    jobs = [(path, store.coords(sid)) for path, sid in zip(slides, emb.obs["slide_id"])]
-    n_emb = int(sum(len(c) for _, c in jobs))
-    results["embedding_slides"] = {Path(p).name: int(len(c)) for p, c in jobs}
-    results["embedding_copies_of_each_slide"] = args.copies
-    encoders = [("read-only (mean RGB)", MeanRGB(), 64), ("hed-texture", "hed-texture", 32), (args.vit, args.vit, 32)]
-    for label, spec, batch in ([] if args.no_embed or args.coarse_only else encoders):
-        enc = get_image_encoder(spec, device=args.device) if isinstance(spec, str) else get_image_encoder(
-            spec, dim=3, input_size=None, device=args.device)
-        row = {"n_tiles": n_emb, "batch_size": batch, "device": args.device, "repeat": args.repeat}
-        times: dict[str, list[float]] = {}
-        for _ in range(args.repeat):  # rounds alternate the ways, so that a busy moment does not hit one way only
-            times.setdefault("naive", []).append(sum(naive_embed(path, coords, enc) for path, coords in jobs))
-            for w in sorted({0, args.workers}):
-                t = time.perf_counter()
-                gg.pp.embed_tiles(emb, encoder=enc, batch_size=batch, num_workers=w, overwrite=True,
-                                  device=args.device)
-                times.setdefault(f"workers{w}", []).append(time.perf_counter() - t)
-        row["all_times_s"] = times
-        t_naive = min(times["naive"])
-        row["naive_s"] = t_naive
-        row["naive_tiles_per_s"] = n_emb / t_naive
-        for w in sorted({0, args.workers}):
-            dt = min(times[f"workers{w}"])
-            row[f"embed_tiles_workers{w}_s"] = dt
-            row[f"embed_tiles_workers{w}_tiles_per_s"] = n_emb / dt
-            row[f"speedup_workers{w}"] = t_naive / dt
-        if label.startswith("read-only"):
-            t_ceil = min(parallel_read_ceiling(jobs, max(1, args.workers)) for _ in range(args.repeat))
-            row["parallel_read_ceiling_tiles_per_s"] = n_emb / t_ceil
-            row["ceiling_speedup_over_naive"] = t_naive / t_ceil
-            row[f"fraction_of_ceiling_workers{args.workers}"] = t_ceil / row[f"embed_tiles_workers{args.workers}_s"]
-            print(f"  ceiling: {args.workers} processes decoding only: {n_emb / t_ceil:.1f} tiles/s "
-                  f"({t_naive / t_ceil:.2f}x naive); embed_tiles reaches "
-                  f"{row[f'fraction_of_ceiling_workers{args.workers}']:.0%} of it", flush=True)
-        print(f"{label}: naive {row['naive_tiles_per_s']:.1f} tiles/s, embed_tiles "
-              + ", ".join(f"{w} workers {row[f'embed_tiles_workers{w}_tiles_per_s']:.1f} tiles/s "
-                          f"({row[f'speedup_workers{w}']:.2f}x)" for w in sorted({0, args.workers})), flush=True)
-        results["embedding"][label] = row
-
-    # -------------------------------------------- embedding at a coarser mpp (the level nearest the target)
-    if args.mpp_edge and not args.no_embed:
         path = str(tmp / "pyramid.tif")
         write_big_tiff(path, args.mpp_edge)  # 0.5 um/px at level 0, levels downsampled 4, 16, 64
-        coarse = ad.AnnData(np.zeros((1, 1), np.float32), obs=pd.DataFrame({"slide_path": [path]}, index=["r0"]))
-        gg.pp.tile_slides(coarse, store=tmp / "coarse.zarr", overwrite=True, mpp=args.coarse_mpp)
-        cstore = PatchStore(tmp / "coarse.zarr")
-        sid = coarse.obs["slide_id"].iloc[0]
-        coords = cstore.coords(sid)
-        info = cstore.attrs["slides"][sid]
-        entry = {"edge_px": args.mpp_edge, "mpp": args.coarse_mpp, "n_tiles": int(len(coords)),
-                 "library_reads": f"level {info['level']} at {info['read_size']} px",
-                 "naive_reads": f"level 0 at {info['tile_size_level0']} px, resized to 256 px"}
-        for label, spec, batch in (("read-only (mean RGB)", MeanRGB(), 64), ("hed-texture", "hed-texture", 32)):
-            enc = get_image_encoder(spec, device=args.device) if isinstance(spec, str) else get_image_encoder(
-                spec, dim=3, input_size=None, device=args.device)
-            t_naive = naive_embed_level0(path, coords, enc, int(info["tile_size_level0"]))
-            row = {"naive_s": t_naive, "naive_tiles_per_s": len(coords) / t_naive}
-            for w in sorted({0, args.workers}):
-                t = time.perf_counter()
-                gg.pp.embed_tiles(coarse, encoder=enc, batch_size=batch, num_workers=w, overwrite=True,
-                                  device=args.device)
-                dt = time.perf_counter() - t
-                row[f"embed_tiles_workers{w}_tiles_per_s"] = len(coords) / dt
-                row[f"speedup_workers{w}"] = t_naive / dt
-            print(f"mpp {args.coarse_mpp}, {label}: naive {row['naive_tiles_per_s']:.1f} tiles/s, embed_tiles "
-                  + ", ".join(f"{w} workers {row[f'embed_tiles_workers{w}_tiles_per_s']:.1f} tiles/s "
-                              f"({row[f'speedup_workers{w}']:.2f}x)" for w in sorted({0, args.workers})), flush=True)
-            entry[label] = row
-        results["embedding_coarse_mpp"] = entry
-
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        size0 = int(round(256 * args.coarse_mpp / 0.5))
+        config = dict(base, slides=[path], store=str(tmp / "coarse.zarr"), tile_kwargs={"mpp": args.coarse_mpp})
+        results["coarse_mpp"] = dict(measure_case("coarse_mpp", config, trees, args.rounds, args.workers,
+                                                  read_size=size0), edge_px=args.mpp_edge, mpp=args.coarse_mpp,
+                                     naive_reads=f"level 0 at {size0} px, resized to 256 px")
     results["load_average_at_end"] = os.getloadavg()
-    results["uptime_at_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(json.dumps(results, indent=2))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(results, indent=2))
-    os.replace(tmp_out, out)
+    out.with_suffix(".json.tmp").write_text(json.dumps(results, indent=2))
+    os.replace(out.with_suffix(".json.tmp"), out)
 
 
 if __name__ == "__main__":

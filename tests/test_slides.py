@@ -301,6 +301,31 @@ def test_store_reuse_and_changed_params(tmp_path):
     np.testing.assert_array_equal(PatchStore(tmp_path / "p.zarr").coords("a"), _expected(0.2, 128))
 
 
+def test_default_store_is_one_per_cohort_and_parameters(tmp_path, monkeypatch):
+    """Without store=, two unrelated analyses in one folder do not share a store; a re-run finds its own."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    a = _write(tmp_path / "a.tif", "tiff_subifd", _image())
+    b = _write(tmp_path / "b.png", "png", _image())
+    one, two = _adata([a]), _adata([a, b])
+    gg.pp.tile_slides(one, tissue_kwargs=NO_CLEANUP)
+    gg.pp.tile_slides(two, tile_size=128, tissue_kwargs=NO_CLEANUP)  # another cohort, other parameters
+    s1, s2 = (Path(x.uns["gemmgan"]["patch_store"]) for x in (one, two))
+    assert s1 != s2 and s1.parent == s2.parent == tmp_path and s1.name.startswith("gemmgan_patches-")
+    np.testing.assert_array_equal(PatchStore(s1).coords("a"), _expected(0.2))
+    np.testing.assert_array_equal(PatchStore(s2).coords("a"), _expected(0.2, 128))
+    gg.pp.embed_tiles(one, num_workers=0)
+    gg.pp.embed_tiles(two, num_workers=0)
+    assert PatchStore(s1).features("a").shape == (len(_expected(0.2)), 113)
+    assert PatchStore(s2).features("b").shape == (len(_expected(0.2, 128)), 113)
+    # the first cohort again, in a fresh AnnData: the same store, resumed (nothing re-tiled, features kept)
+    again = _adata([a])
+    gg.pp.tile_slides(again, tissue_kwargs=NO_CLEANUP)
+    assert again.uns["gemmgan"]["patch_store"] == str(s1) and PatchStore(s1).has_features("a")
+    assert sorted(p.name for p in tmp_path.glob("gemmgan_patches*")) == sorted([s1.name, s2.name])
+
+
 # --------------------------------------------------------------------------- embed_tiles
 def test_embed_tiles_writes_features_resumes_and_feeds_setup(tmp_path, monkeypatch):
     img = _image()
@@ -382,26 +407,31 @@ def test_embed_tiles_rebatching_of_worker_chunks_keeps_every_row(tmp_path):
 
 @pytest.mark.parametrize(("encoder", "workers"), [("hed-texture", 0), ("hed-texture", 1), ("torch", 1)])
 def test_embed_tiles_error_while_reading_is_raised_and_nothing_half_written(tmp_path, monkeypatch, encoder, workers):
-    from gemmgan_sc.pp import _tile_batches
+    import multiprocessing as mp
+
+    from gemmgan_sc.pp import _tile_reader
 
     img = _image()
     a = _write(tmp_path / "a.tif", "tiff_subifd", img)
     adata = _adata([a])
     gg.pp.tile_slides(adata, store=tmp_path / "p.zarr", tile_size=64, tissue_kwargs=NO_CLEANUP)
     assert adata.obs["n_tiles"].iloc[0] > 13
-    read = _tile_batches.TileDataset.read
+    read = _tile_reader.TileDataset.read
 
     def broken(self, i):  # inherited by the forked workers
         if i == 13:
             raise SlideReadError(f"Cannot decode a region of {a!r} at tile 13")
         return read(self, i)
 
-    monkeypatch.setattr(_tile_batches.TileDataset, "read", broken)
+    monkeypatch.setattr(_tile_reader.TileDataset, "read", broken)
     if encoder == "torch":
         encoder = gg.encoders.get_image_encoder(_ColourStats(), dim=6, input_size=None)
-    with pytest.raises(SlideReadError, match="a.tif"):
+    with pytest.raises(SlideReadError, match="a.tif' at tile 13") as excinfo:
         gg.pp.embed_tiles(adata, encoder=encoder, batch_size=4, num_workers=workers)
     assert not PatchStore(tmp_path / "p.zarr").has_features("a")
+    if workers:  # the error names the worker, and the workers are gone although the traceback is kept
+        assert "DataLoader worker process" in str(excinfo.value)
+        assert excinfo.traceback is not None and mp.active_children() == []
 
 
 def test_embed_tiles_encoder_error_stops_the_workers_at_once(tmp_path):
@@ -425,36 +455,23 @@ def test_embed_tiles_encoder_error_stops_the_workers_at_once(tmp_path):
 
 @pytest.mark.slow
 def test_embed_tiles_workers_under_spawn(tmp_path, monkeypatch):
-    """macOS and Windows start workers by spawning (everything pickled: dataset, shared ring, CPU encoder)."""
-    import multiprocessing as mp
-
-    from gemmgan_sc.pp import _tile_batches
+    """macOS and Windows start workers by spawning (everything pickled: the dataset, the CPU encoder)."""
+    from gemmgan_sc.pp import _tile_reader
 
     img = _image()
     img[_truth()] = (np.random.default_rng(2).integers(40, 220, (int(_truth().sum()), 3))).astype(np.uint8)
     adata = _adata([_write(tmp_path / "a.tif", "tiff_subifd", img)])
     gg.pp.tile_slides(adata, store=tmp_path / "p.zarr", tile_size=64, max_tiles=20, tissue_kwargs=NO_CLEANUP)
     ps = PatchStore(tmp_path / "p.zarr")
-    enc = gg.encoders.get_image_encoder(_ColourStats(), dim=6, input_size=None)
-    gg.pp.embed_tiles(adata, encoder=enc, batch_size=6, num_workers=0)
-    want = ps.features("a")
-    spawn = mp.get_context("spawn")
-    monkeypatch.setattr(_tile_batches.mp, "get_context", lambda method=None: spawn)
-    gg.pp.embed_tiles(adata, encoder=enc, batch_size=6, num_workers=2, overwrite=True)
-    np.testing.assert_array_equal(ps.features("a"), want)
-
-
-def test_worker_memory_setting_applies_on_glibc():
-    import platform
-
-    from gemmgan_sc.pp._tile_batches import keep_freed_memory
-
-    if platform.libc_ver()[0] != "glibc":
-        pytest.skip("glibc only")
-    import multiprocessing as mp
-
-    with mp.get_context().Pool(1) as pool:  # never in the test process itself
-        assert pool.apply(keep_freed_memory) is True
+    torch_enc = gg.encoders.get_image_encoder(_ColourStats(), dim=6, input_size=None)
+    want = {}
+    for enc in (torch_enc, "hed-texture"):
+        gg.pp.embed_tiles(adata, encoder=enc, batch_size=6, num_workers=0, overwrite=True)
+        want[str(enc)] = ps.features("a")
+    monkeypatch.setattr(_tile_reader, "START_METHOD", "spawn")
+    for enc in (torch_enc, "hed-texture"):  # the CPU encoder runs in the spawned workers
+        gg.pp.embed_tiles(adata, encoder=enc, batch_size=6, num_workers=2, overwrite=True)
+        np.testing.assert_array_equal(ps.features("a"), want[str(enc)])
 
 
 def test_embed_tiles_other_encoder_needs_new_store_or_overwrite(tmp_path):
@@ -499,6 +516,19 @@ def test_real_svs_slides(shared_data, tmp_path):
     assert tm.level == 1 and 0.05 < tm.mask.mean() < 0.95
     gg.pp.embed_tiles(adata, num_workers=0)
     assert ps.features(ids[1]).shape == (8, 113)
+    # every row is the encoder's output on the tile OpenSlide reads at its coordinates, with or without workers
+    import openslide
+
+    enc = gg.encoders.get_image_encoder("hed-texture")
+    for sid, path in zip(ids, svs):
+        with openslide.OpenSlide(str(path)) as slide:
+            tiles = np.stack([np.asarray(slide.read_region((int(x), int(y)), 0, (256, 256)).convert("RGB"))
+                              for x, y in ps.coords(sid)])
+        np.testing.assert_array_equal(ps.features(sid), enc(enc.preprocess(tiles)).numpy().astype(np.float16))
+    want = {sid: ps.features(sid) for sid in ids}
+    gg.pp.embed_tiles(adata, num_workers=2, batch_size=5, overwrite=True)
+    for sid in ids:
+        np.testing.assert_array_equal(ps.features(sid), want[sid])
 
 
 def test_plots(tmp_path):

@@ -1,11 +1,13 @@
-"""Slides into the patch store: tissue detection, tiling (coords) and frozen-encoder embedding (features)."""
+"""Slides into the patch store: tissue detection and tiling (coordinates); embedding is in ``_embedding``."""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import os
 import re
 import warnings
-from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,41 +15,27 @@ import numpy as np
 import pandas as pd
 
 from ..data import PatchStore, validate_slide_id
-from ._tile_batches import TileDataset, feature_chunks, tile_batches
+from ._embedding import embed_tiles
+from ._slide_common import (  # noqa: F401 - _check_adata ... _versions are used by pp/_spatial.py too
+    _ERRORS,
+    _check_adata,
+    _int_param,
+    _logger,
+    _open_store,
+    _progress,
+    _uns_safe,
+    _versions,
+    default_store,
+)
 from ._tiles import SlideReadError, open_slide, tile_grid, tissue_fraction
 from ._tissue import TissueMask, detect_tissue
 
 __all__ = ["detect_tissue", "tile_slides", "embed_tiles", "TissueMask", "SlideReadError"]
 
-DEFAULT_STORE = "gemmgan_patches.zarr"
-_ERRORS = ("raise", "warn")
 _TILE_ATTRS = ("tile_size", "mpp", "min_tissue")
 
 
 # ----------------------------------------------------------------------------- helpers
-def _logger():
-    from .._settings import logger
-
-    return logger
-
-
-def _check_adata(adata) -> None:
-    from anndata import AnnData
-
-    if not isinstance(adata, AnnData):
-        raise TypeError(f"Expected an AnnData, got {type(adata).__name__}.")
-    if adata.n_obs == 0:
-        raise ValueError("AnnData has no rows (0 obs); nothing to tile.")
-
-
-def _int_param(name: str, value, minimum: int, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, got {value!r}.")
-    return int(value)
-
-
 def _slide_id_from_path(path: str) -> str:
     name = Path(str(path)).name
     for suffix in (".ome.tiff", ".ome.tif"):
@@ -62,45 +50,39 @@ def _slide_id_from_path(path: str) -> str:
     return name[:200]
 
 
-def _uns_safe(value: Any) -> Any:
-    """h5ad/zarr-safe copy: drop None, paths to str, numpy scalars to Python."""
-    if isinstance(value, dict):
-        return {str(k): _uns_safe(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_uns_safe(v) for v in value if v is not None]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
+def _ids_from_paths(paths: pd.Series) -> pd.Categorical:
+    """Slide ids from file names; two files with one name get a short hash of their path appended."""
+    ids_by_path: dict[str, str] = {}
+    taken: dict[str, str] = {}
+    for p in dict.fromkeys(paths):
+        sid = _slide_id_from_path(p)
+        if sid in taken and taken[sid] != p:
+            sid = f"{sid}-{hashlib.sha1(p.encode()).hexdigest()[:8]}"
+        taken[sid] = p
+        ids_by_path[p] = validate_slide_id(sid)
+    return pd.Categorical(paths.map(ids_by_path).to_numpy())
 
 
-def _resolve_slides(adata, slide_key: str, id_key: str) -> tuple[dict[str, str], bool]:
-    """{slide_id: path} for the rows of adata; creates ``obs[id_key]`` from file names when absent."""
+def _slide_paths(adata, slide_key: str) -> pd.Series:
     if slide_key not in adata.obs:
         raise KeyError(
             f"adata.obs[{slide_key!r}] (slide file paths) is missing; pass slide_key=... naming the column of "
             f"paths. obs has: {list(adata.obs.columns)}."
         )
     paths = adata.obs[slide_key]
-    if paths.isna().any() or (paths.astype(str).str.strip() == "").any():
-        bad = adata.obs_names[(paths.isna() | (paths.astype(str).str.strip() == "")).to_numpy()][:5].tolist()
-        raise ValueError(f"adata.obs[{slide_key!r}] has no slide path for rows {bad}; fill or drop them.")
-    paths = paths.astype(str)
+    empty = (paths.isna() | (paths.astype(str).str.strip() == "")).to_numpy()
+    if empty.any():
+        raise ValueError(f"adata.obs[{slide_key!r}] has no slide path for rows {adata.obs_names[empty][:5].tolist()}; "
+                         "fill or drop them.")
+    return paths.astype(str)
+
+
+def _resolve_slides(adata, slide_key: str, id_key: str) -> tuple[dict[str, str], bool]:
+    """{slide_id: path} for the rows of adata; creates ``obs[id_key]`` from file names when absent."""
+    paths = _slide_paths(adata, slide_key)
     created = id_key not in adata.obs
     if created:
-        ids_by_path: dict[str, str] = {}
-        taken: dict[str, str] = {}
-        for p in dict.fromkeys(paths):
-            sid = _slide_id_from_path(p)
-            if sid in taken and taken[sid] != p:
-                import hashlib
-
-                sid = f"{sid}-{hashlib.sha1(p.encode()).hexdigest()[:8]}"
-            taken[sid] = p
-            ids_by_path[p] = validate_slide_id(sid)
-        ids = paths.map(ids_by_path)
-        adata.obs[id_key] = pd.Categorical(ids.to_numpy())
+        adata.obs[id_key] = _ids_from_paths(paths)
     ids = adata.obs[id_key]
     if ids.isna().any():
         bad = adata.obs_names[ids.isna().to_numpy()][:5].tolist()
@@ -114,49 +96,6 @@ def _resolve_slides(adata, slide_key: str, id_key: str) -> tuple[dict[str, str],
                 "Give each file its own id."
             )
     return mapping, created
-
-
-def _open_store(adata, store, key_added: str, create: bool) -> PatchStore:
-    if isinstance(store, PatchStore):
-        if store.mode == "r":
-            store = PatchStore(store.path, mode="a")
-        return store
-    if store is None:
-        prev = adata.uns.get(key_added, {}).get("patch_store") if isinstance(adata.uns.get(key_added), dict) else None
-        if prev:
-            store = prev
-        elif create:
-            store = DEFAULT_STORE
-        else:
-            raise ValueError(
-                f"No patch store: adata.uns[{key_added!r}]['patch_store'] is missing. Run gg.pp.tile_slides first or "
-                "pass store=..."
-            )
-    if not isinstance(store, (str, os.PathLike)):
-        raise TypeError(f"store must be a path or a PatchStore, got {type(store).__name__}.")
-    if not create and not (Path(store).expanduser() / "zarr.json").is_file():
-        raise FileNotFoundError(f"No patch store at {str(store)!r}: run gg.pp.tile_slides first.")
-    return PatchStore(store, mode="a")
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for dist in ("gemmgan-sc", "openslide-python", "openslide-bin", "tifffile", "scikit-image", "timm", "torch"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def _progress(iterable=None, **kwargs):
-    from tqdm.auto import tqdm
-
-    from .._settings import settings
-
-    return tqdm(iterable, disable=not settings.progress_bar, **kwargs)
 
 
 # ----------------------------------------------------------------------------- tiling
@@ -210,6 +149,126 @@ def _tile_one(path: str, tile_size: int, mpp, min_tissue: float, max_tiles, seed
     return dict(plan, coords=coords, fractions=frac, reason=reason, threshold=tm.threshold, tissue=float(tm.mask.mean()))
 
 
+@dataclass
+class _Tiling:
+    """What one tile_slides run found, slide by slide."""
+
+    slides: dict[str, Any]  # store attrs["slides"]: per-slide tiling record
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    no_tissue: dict[str, str] = field(default_factory=dict)
+
+
+def _tiling_params(tile_size, mpp, min_tissue, max_tiles, seed, errors, key_added, tissue_kwargs) -> dict[str, Any]:
+    """Validated tiling parameters (the ones recorded and hashed)."""
+    tile_size = _int_param("tile_size", tile_size, 8)
+    max_tiles = _int_param("max_tiles", max_tiles, 1, allow_none=True)
+    if isinstance(min_tissue, bool) or not isinstance(min_tissue, (int, float, np.floating)) or not 0 <= min_tissue <= 1:
+        raise ValueError(f"min_tissue must be a fraction in [0, 1], got {min_tissue!r}.")
+    if mpp is not None and (isinstance(mpp, bool) or not isinstance(mpp, (int, float, np.floating)) or not mpp > 0):
+        raise ValueError(f"mpp must be a positive number (micrometres per pixel) or None, got {mpp!r}.")
+    if errors not in _ERRORS:
+        raise ValueError(f"errors must be one of {_ERRORS}, got {errors!r}.")
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty str, got {key_added!r}.")
+    tissue_kwargs = dict(tissue_kwargs or {})
+    bad = set(tissue_kwargs) - (set(inspect.signature(detect_tissue).parameters) - {"slide"})
+    if bad:
+        raise ValueError(f"Unknown tissue_kwargs {sorted(bad)}; see gg.pp.detect_tissue for the options.")
+    return {"tile_size": tile_size, "mpp": mpp, "min_tissue": float(min_tissue), "max_tiles": max_tiles,
+            "seed": seed, "tissue_kwargs": tissue_kwargs}
+
+
+def _same_tiling(ps: PatchStore, params: dict[str, Any], overwrite: bool) -> bool:
+    """Whether the store was tiled with ``params``; a store tiled otherwise needs ``overwrite``."""
+    old = ps.attrs
+    same = all(old.get(k) == params[k] for k in _TILE_ATTRS) and old.get("max_tiles") == params["max_tiles"]
+    if ps.slide_ids and "tile_size" in old and not same and not overwrite:
+        asked = {k: v for k, v in params.items() if k != "tissue_kwargs"}
+        raise ValueError(
+            f"The patch store {str(ps.path)!r} was tiled with tile_size={old.get('tile_size')}, mpp={old.get('mpp')}, "
+            f"min_tissue={old.get('min_tissue')}, max_tiles={old.get('max_tiles')}; you asked for {asked}. Use a new "
+            "store or overwrite=True (re-tiles and drops these slides' features)."
+        )
+    return same
+
+
+def _keep_tiled(ps: PatchStore, run: _Tiling, sid: str, path: str) -> bool:
+    """Record a slide already in the store as it is (a resumed run); False when it must be tiled."""
+    info = run.slides.get(sid)
+    if sid not in ps or info is None or info.get("path") != path:
+        return False
+    run.counts[sid] = ps.n_tiles(sid)
+    if info.get("no_tissue"):
+        run.no_tissue[sid] = info["no_tissue"]
+    return True
+
+
+def _tile_into(ps: PatchStore, run: _Tiling, sid: str, path: str, params: dict[str, Any], errors: str) -> None:
+    """Tile one slide and write its coordinates (or record why it has none)."""
+    try:
+        res = _tile_one(path, params["tile_size"], params["mpp"], params["min_tissue"], params["max_tiles"],
+                        params["seed"], params["tissue_kwargs"])
+    except SlideReadError as err:
+        if errors == "raise":
+            raise
+        warnings.warn(f"Skipping slide {sid!r}: {err}", UserWarning, stacklevel=3)
+        run.failed[sid], run.counts[sid] = str(err), 0
+        if sid in ps:
+            ps.remove(sid)
+        run.slides.pop(sid, None)
+        return
+    if res["reason"] is not None:  # not an error whatever ``errors`` says: 0 tiles, the model masks the slide
+        warnings.warn(
+            f"Slide {sid!r}: {res['reason']}; 0 tiles recorded (the model masks this slide). If tissue is "
+            "expected, lower min_tissue or change tissue_kwargs (e.g. channel='gray').",
+            UserWarning, stacklevel=3,
+        )
+        run.no_tissue[sid] = res["reason"]
+    ps.add(sid, coords=res["coords"])
+    run.counts[sid] = int(len(res["coords"]))
+    run.slides[sid] = _uns_safe({
+        "path": str(Path(path).expanduser().absolute()),
+        "level": res["level"], "read_size": res["read_size"], "tile_size_level0": res["size0"],
+        "mpp_level0": res["mpp0"], "n_tiles": run.counts[sid], "threshold": res["threshold"],
+        "tissue": res.get("tissue"), "no_tissue": res["reason"],
+    })
+
+
+def _write_tiling_attrs(ps: PatchStore, params: dict[str, Any], slides: dict[str, Any]) -> None:
+    sizes0 = {v.get("tile_size_level0") for v in slides.values()}
+    levels = {v.get("level") for v in slides.values()}
+    ps.update_attrs(
+        **params,
+        tile_size_level0=sizes0.pop() if len(sizes0) == 1 else None,
+        level=levels.pop() if len(levels) == 1 else None,
+        tissue_method="otsu", slides=slides,
+    )
+
+
+def _record_tiling(adata, ps: PatchStore, run: _Tiling, key_added: str, record: dict[str, Any], created: bool) -> None:
+    """``obs["n_tiles"]`` and ``uns[key_added]``: store path, the call's parameters (``record``), failures."""
+    id_key = record["id_key"]
+    adata.obs["n_tiles"] = adata.obs[id_key].astype(str).map(run.counts).fillna(0).astype(np.int64).to_numpy()
+    uns = adata.uns.setdefault(key_added, {})
+    uns["patch_store"] = str(ps.path)
+    uns["tile_size"] = record["tile_size"]
+    uns["min_tissue"] = record["min_tissue"]
+    if record["mpp"] is not None:
+        uns["mpp"] = float(record["mpp"])
+    uns["tile_slides"] = _uns_safe({
+        "params": record,
+        "failed": run.failed,
+        "no_tissue": run.no_tissue,
+        "id_key_created": bool(created),
+        "n_slides": len(set(adata.obs[id_key].astype(str))),
+        "n_tiles_total": int(sum(run.counts.values())),
+        "versions": _versions(),
+    })
+    if created:
+        _logger().info("created adata.obs[%r] from the slide file names", id_key)
+
+
 def tile_slides(
     adata,
     slide_key: str = "slide_path",
@@ -234,8 +293,8 @@ def tile_slides(
     tiles whose tissue fraction is >= ``min_tissue`` are kept. Their level-0 (x, y) top-left corners go to
     the :class:`~gemmgan_sc.data.PatchStore`.
 
-    Formats: everything OpenSlide reads (SVS, NDPI, MRXS, SCN, ...), plain and pyramidal TIFF (tifffile),
-    PNG/JPEG as single-level slides.
+    Formats: everything OpenSlide reads (SVS, NDPI, MRXS, SCN, ...); plain and pyramidal TIFF that OpenSlide
+    does not read through tiffslide; PNG/JPEG as single-level slides.
 
     Parameters
     ----------
@@ -257,7 +316,11 @@ def tile_slides(
         Keep at most this many tiles per slide (a seeded random subset, in grid order).
     store
         Patch-store folder or :class:`~gemmgan_sc.data.PatchStore`. Default: the store already named in
-        ``uns[key_added]["patch_store"]``, else ``./gemmgan_patches.zarr``.
+        ``uns[key_added]["patch_store"]`` (this AnnData tiled before), else
+        ``./gemmgan_patches-<hash>.zarr`` in the working directory, the hash taken over the slides (ids and
+        absolute paths) and the tiling parameters: the same cohort tiled the same way finds its store again,
+        another cohort or other parameters get a store of their own. The path is logged and recorded in
+        ``uns[key_added]["patch_store"]``; pass ``store=`` to choose it.
     key_added
         ``uns`` key for the parameters and the store path.
     overwrite
@@ -292,322 +355,15 @@ def tile_slides(
     >>> adata.obs["n_tiles"].describe()  # doctest: +SKIP
     """
     _check_adata(adata)
-    tile_size = _int_param("tile_size", tile_size, 8)
-    max_tiles = _int_param("max_tiles", max_tiles, 1, allow_none=True)
-    if isinstance(min_tissue, bool) or not isinstance(min_tissue, (int, float, np.floating)) or not 0 <= min_tissue <= 1:
-        raise ValueError(f"min_tissue must be a fraction in [0, 1], got {min_tissue!r}.")
-    if mpp is not None and (isinstance(mpp, bool) or not isinstance(mpp, (int, float, np.floating)) or not mpp > 0):
-        raise ValueError(f"mpp must be a positive number (micrometres per pixel) or None, got {mpp!r}.")
-    if errors not in _ERRORS:
-        raise ValueError(f"errors must be one of {_ERRORS}, got {errors!r}.")
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty str, got {key_added!r}.")
-    tissue_kwargs = dict(tissue_kwargs or {})
-    import inspect
-
-    bad = set(tissue_kwargs) - (set(inspect.signature(detect_tissue).parameters) - {"slide"})
-    if bad:
-        raise ValueError(f"Unknown tissue_kwargs {sorted(bad)}; see gg.pp.detect_tissue for the options.")
-
+    params = _tiling_params(tile_size, mpp, min_tissue, max_tiles, seed, errors, key_added, tissue_kwargs)
     mapping, created = _resolve_slides(adata, slide_key, id_key)
-    ps = _open_store(adata, store, key_added, create=True)
-    params = {"tile_size": tile_size, "mpp": mpp, "min_tissue": float(min_tissue), "max_tiles": max_tiles, "seed": seed}
-    old = ps.attrs
-    same = all(old.get(k) == params[k] for k in _TILE_ATTRS) and old.get("max_tiles") == max_tiles
-    if ps.slide_ids and "tile_size" in old and not same and not overwrite:
-        raise ValueError(
-            f"The patch store {str(ps.path)!r} was tiled with tile_size={old.get('tile_size')}, mpp={old.get('mpp')}, "
-            f"min_tissue={old.get('min_tissue')}, max_tiles={old.get('max_tiles')}; you asked for {params}. Use a new "
-            "store or overwrite=True (re-tiles and drops these slides' features)."
-        )
-    slides_attr: dict[str, Any] = dict(old.get("slides") or {})
-    failed: dict[str, str] = {}
-    no_tissue: dict[str, str] = {}
-    counts: dict[str, int] = {}
+    ps = _open_store(adata, store, key_added, default=default_store(mapping, params))
+    _logger().info("tiling %d slide(s) into the patch store %s", len(mapping), ps.path)
+    same = _same_tiling(ps, params, overwrite)
+    run = _Tiling(slides=dict(ps.attrs.get("slides") or {}))
     for sid, path in _progress(list(mapping.items()), desc="tiling slides", unit="slide"):
-        if not overwrite and sid in ps and sid in slides_attr and same and slides_attr[sid].get("path") == path:
-            counts[sid] = ps.n_tiles(sid)
-            if slides_attr[sid].get("no_tissue"):
-                no_tissue[sid] = slides_attr[sid]["no_tissue"]
-            continue
-        try:
-            res = _tile_one(path, tile_size, mpp, float(min_tissue), max_tiles, seed, tissue_kwargs)
-        except SlideReadError as err:
-            if errors == "raise":
-                raise
-            warnings.warn(f"Skipping slide {sid!r}: {err}", UserWarning, stacklevel=2)
-            failed[sid] = str(err)
-            counts[sid] = 0
-            if sid in ps:
-                ps.remove(sid)
-            slides_attr.pop(sid, None)
-            continue
-        if res["reason"] is not None:
-            # not an error whatever ``errors`` says: the slide gets 0 tiles and the model masks it
-            warnings.warn(
-                f"Slide {sid!r}: {res['reason']}; 0 tiles recorded (the model masks this slide). If tissue is "
-                "expected, lower min_tissue or change tissue_kwargs (e.g. channel='gray').",
-                UserWarning, stacklevel=2,
-            )
-            no_tissue[sid] = res["reason"]
-        ps.add(sid, coords=res["coords"])
-        counts[sid] = int(len(res["coords"]))
-        slides_attr[sid] = _uns_safe({
-            "path": str(Path(path).expanduser().absolute()),
-            "level": res["level"], "read_size": res["read_size"], "tile_size_level0": res["size0"],
-            "mpp_level0": res["mpp0"], "n_tiles": counts[sid], "threshold": res["threshold"],
-            "tissue": res.get("tissue"), "no_tissue": res["reason"],
-        })
-    sizes0 = {v.get("tile_size_level0") for v in slides_attr.values()}
-    levels = {v.get("level") for v in slides_attr.values()}
-    ps.update_attrs(
-        tile_size=tile_size, mpp=mpp, min_tissue=float(min_tissue), max_tiles=max_tiles, seed=seed,
-        tile_size_level0=sizes0.pop() if len(sizes0) == 1 else None,
-        level=levels.pop() if len(levels) == 1 else None,
-        tissue_method="otsu", tissue_kwargs=tissue_kwargs, slides=slides_attr,
-    )
-
-    ids = adata.obs[id_key].astype(str)
-    adata.obs["n_tiles"] = ids.map(counts).fillna(0).astype(np.int64).to_numpy()
-    uns = adata.uns.setdefault(key_added, {})
-    uns["patch_store"] = str(ps.path)
-    uns["tile_size"] = tile_size
-    uns["min_tissue"] = float(min_tissue)
-    if mpp is not None:
-        uns["mpp"] = float(mpp)
-    uns["tile_slides"] = _uns_safe({
-        "params": {"slide_key": slide_key, "id_key": id_key, **params, "overwrite": overwrite, "errors": errors,
-                   "tissue_kwargs": tissue_kwargs},
-        "failed": failed,
-        "no_tissue": no_tissue,
-        "id_key_created": bool(created),
-        "n_slides": len(mapping),
-        "n_tiles_total": int(sum(counts.values())),
-        "versions": _versions(),
-    })
-    if created:
-        _logger().info("created adata.obs[%r] from the slide file names", id_key)
-
-
-# ----------------------------------------------------------------------------- embedding
-def embed_tiles(
-    adata,
-    encoder: Any = "hed-texture",
-    batch_size: int = 64,
-    device: str | None = None,
-    num_workers: int | None = None,
-    precision: Literal["float32", "bfloat16", "float16"] | None = None,
-    token: str | None = None,
-    overwrite: bool = False,
-    *,
-    checkpoint: str | os.PathLike | None = None,
-    store: str | os.PathLike | PatchStore | None = None,
-    key_added: str = "gemmgan",
-    id_key: str | None = None,
-    errors: Literal["raise", "warn"] = "raise",
-) -> None:
-    """Embed every tile with a frozen image encoder; float16 features per slide go to the patch store.
-
-    Reads the tiles :func:`tile_slides` recorded, resizes and normalises them as the encoder needs and
-    writes ``features`` per slide (rows aligned with the stored coordinates). Resumable: slides that already
-    have features are skipped unless ``overwrite``. Tiles are read in ``num_workers`` worker processes that
-    overlap the encoder (for the CPU encoder ``"hed-texture"`` the workers also compute the features).
-    Slides recorded with 0 tiles (no tissue, see :func:`tile_slides`) are skipped: they get no features and
-    the model masks their image input.
-
-    Parameters
-    ----------
-    adata
-        AnnData tiled by :func:`tile_slides`.
-    encoder
-        ``"hed-texture"`` (offline default), ``"uni"``, ``"uni2"``, ``"timm:<name>"``, a checkpoint path, a
-        ``torch.nn.Module``, a callable or an :class:`~gemmgan_sc.encoders._image.ImageEncoder`; see
-        :func:`gemmgan_sc.encoders.get_image_encoder`.
-    batch_size
-        Tiles per encoder call.
-    device
-        Torch device (default ``gg.settings.device``).
-    num_workers
-        Tile-reading worker processes (default ``gg.settings.num_workers``; 0 reads in this process).
-    precision
-        Autocast dtype for torch encoders (None: float32).
-    token
-        Hugging Face token for gated hub models.
-    overwrite
-        Re-embed slides that already have features.
-    checkpoint
-        Local weights file for ``"uni"``, ``"uni2"``, ``"timm:<name>"`` (no network then).
-    store
-        Patch store (default ``uns[key_added]["patch_store"]``).
-    key_added
-        ``uns`` key written by :func:`tile_slides`; ``uns[key_added]["embed_tiles"]`` gets the parameters.
-    id_key
-        ``obs`` column of slide ids (default: the one :func:`tile_slides` used).
-    errors
-        ``"raise"`` or ``"warn"`` (record unreadable slides in ``uns[key_added]["embed_tiles"]["failed"]``).
-
-    Examples
-    --------
-    >>> import gemmgan_sc as gg
-    >>> gg.pp.tile_slides(adata, slide_key="slide_path")  # doctest: +SKIP
-    >>> gg.pp.embed_tiles(adata, encoder="hed-texture", num_workers=2)  # doctest: +SKIP
-    >>> gg.pp.embed_tiles(adata, encoder="uni", checkpoint="uni/pytorch_model.bin", device="cuda")  # doctest: +SKIP
-    """
-    import torch
-
-    from .._settings import settings
-    from ..encoders import get_image_encoder
-
-    _check_adata(adata)
-    batch_size = _int_param("batch_size", batch_size, 1)
-    num_workers = settings.num_workers if num_workers is None else _int_param("num_workers", num_workers, 0)
-    if precision not in (None, "float32", "bfloat16", "float16"):
-        raise ValueError(f"precision must be None, 'float32', 'bfloat16' or 'float16', got {precision!r}.")
-    if errors not in _ERRORS:
-        raise ValueError(f"errors must be one of {_ERRORS}, got {errors!r}.")
-    uns = adata.uns.get(key_added)
-    if not isinstance(uns, dict) or "tile_slides" not in uns:
-        raise ValueError(f"adata.uns[{key_added!r}] has no tiling record: run gg.pp.tile_slides(adata, ...) first.")
-    id_key = id_key or uns["tile_slides"]["params"].get("id_key", "slide_id")
-    if id_key not in adata.obs:
-        raise KeyError(f"adata.obs[{id_key!r}] (slide ids) is missing; run gg.pp.tile_slides first.")
-    ps = _open_store(adata, store, key_added, create=False)
-    attrs = ps.attrs
-    slides_attr = attrs.get("slides") or {}
-
-    dev = settings.resolve_device(device)
-    enc = get_image_encoder(encoder, checkpoint=checkpoint, token=token, device=str(dev))
-    desc = enc.describe()
-    ids = list(dict.fromkeys(adata.obs[id_key].astype(str)))
-    embedded = set(ps.embedded_slide_ids)
-    if embedded and attrs.get("encoder") not in (None, enc.name):
-        others = embedded - set(ids)
-        if not overwrite or others:
-            raise ValueError(
-                f"The patch store {str(ps.path)!r} holds {attrs.get('dim')}-d features of encoder "
-                f"{attrs.get('encoder')!r}; you asked for {enc.name!r}. Use a new store (tile_slides(store=...)) "
-                + ("or overwrite=True." if not others else f"(slides {sorted(others)[:5]} outside this AnnData use it).")
-            )
-        ps.update_attrs(dim=None)
-        embedded = set()
-    elif embedded and attrs.get("dim") not in (None, enc.dim):
-        raise ValueError(f"The store holds {attrs.get('dim')}-d features, encoder {enc.name!r} gives {enc.dim}-d.")
-
-    jobs, skipped_empty, failed = [], [], {}
-    tiling_failed = set((uns["tile_slides"].get("failed") or {}).keys())
-    for sid in ids:
-        if sid in tiling_failed and (sid not in ps or ps.n_tiles(sid) == 0):
-            skipped_empty.append(sid)
-            continue
-        if sid not in ps:
-            raise KeyError(f"Slide {sid!r} is not in the patch store {str(ps.path)!r}: run gg.pp.tile_slides for it.")
-        if sid in embedded and not overwrite:
-            continue
-        coords = ps.coords(sid)
-        if coords is None or len(coords) == 0:
-            skipped_empty.append(sid)
-            continue
-        info = slides_attr.get(sid)
-        if info is None:
-            raise KeyError(f"The store has no tiling record for slide {sid!r}; re-run gg.pp.tile_slides(overwrite=True).")
-        jobs.append({"sid": sid, "path": info["path"], "level": int(info["level"]), "read_size": int(info["read_size"]),
-                     "coords": coords})
-    no_tissue = set((uns["tile_slides"].get("no_tissue") or {}).keys())
-    unexpected = [s for s in skipped_empty if s not in no_tissue]
-    if unexpected:
-        warnings.warn(f"{len(unexpected)} slide(s) have 0 tiles and get no features: {unexpected[:5]}.",
-                      UserWarning, stacklevel=2)
-    if len(unexpected) < len(skipped_empty):
-        # already warned about by tile_slides; the model masks these slides
-        _logger().info("skipping %d slide(s) without tissue (0 tiles)", len(skipped_empty) - len(unexpected))
-    out_size = enc.input_size or int(attrs.get("tile_size", 256))
-
-    # check every file opens before the long run
-    for job in list(jobs):
-        try:
-            open_slide(job["path"]).close()
-        except SlideReadError as err:
-            if errors == "raise":
-                raise
-            warnings.warn(f"Skipping slide {job['sid']!r}: {err}", UserWarning, stacklevel=2)
-            failed[job["sid"]] = str(err)
-            jobs.remove(job)
-
-    cpu_in_workers = (not enc.is_torch) and num_workers > 0
-    dataset = TileDataset(jobs, out_size, encoder=enc if cpu_in_workers else None)
-    n_total = len(dataset)
-    if n_total:
-        bufs = {j: np.empty((len(job["coords"]), enc.dim), np.float32) for j, job in enumerate(jobs)}
-        left = {j: len(job["coords"]) for j, job in enumerate(jobs)}
-        autocast_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision or "")
-        bar = _progress(total=n_total, desc=f"embedding tiles ({enc.name})", unit="tile")
-
-        def store_features(idx: np.ndarray, feats: np.ndarray) -> None:
-            for i, row in zip(idx.tolist(), feats):
-                j, t = dataset.index[i]
-                bufs[j][t] = row
-                left[j] -= 1
-                if left[j] == 0:
-                    _write_slide(ps, jobs[j]["sid"], bufs.pop(j))
-            bar.update(len(idx))
-
-        # the float batch is allocated once and reused (a fresh 50 MB tensor per batch costs more than the
-        # copy into it); for CUDA the shared uint8 batch goes through one pinned batch
-        float_buf = staging = None
-
-        def encode(tiles: torch.Tensor) -> np.ndarray:
-            nonlocal float_buf, staging
-            if dev.type == "cuda":
-                if staging is None:
-                    staging = torch.empty((batch_size, *tiles.shape[1:]), dtype=tiles.dtype, pin_memory=True)
-                tiles = staging[: len(tiles)].copy_(tiles).to(dev, non_blocking=True)
-            tiles = tiles.permute(0, 3, 1, 2)  # channels-last view
-            if float_buf is None:
-                float_buf = torch.empty(batch_size, *tiles.shape[2:], 3, device=dev).permute(0, 3, 1, 2)
-            x = enc.preprocess(tiles, out=float_buf[: len(tiles)])
-            if autocast_dtype is not None and enc.is_torch:
-                with torch.autocast(device_type=dev.type, dtype=autocast_dtype):
-                    feats = enc(x)
-            else:
-                feats = enc(x)
-            return feats.float().cpu().numpy()  # waits for the device: the batches are free again
-
-        try:
-            # closing(): on an error the workers stop now, not when the traceback (which holds the generator) goes
-            if cpu_in_workers:
-                with closing(feature_chunks(dataset, num_workers)) as chunks:
-                    for idx, feats in chunks:
-                        store_features(idx, feats)
-            else:
-                with closing(tile_batches(dataset, batch_size, num_workers)) as batches:
-                    for idx, tiles in batches:
-                        store_features(idx, encode(tiles))
-        finally:
-            bar.close()
-    ps.update_attrs(desc)
-    if ps.dim is None and n_total:
-        ps.update_attrs(dim=enc.dim)
-
-    uns = adata.uns.setdefault(key_added, {})
-    uns["patch_store"] = str(ps.path)
-    uns["image_encoder"] = enc.name
-    uns["image_dim"] = enc.dim
-    uns["embed_tiles"] = _uns_safe({
-        "params": {"encoder": enc.name, "batch_size": batch_size, "device": str(dev), "num_workers": num_workers,
-                   "precision": precision, "overwrite": overwrite, "checkpoint": None if checkpoint is None else str(checkpoint),
-                   "id_key": id_key, "errors": errors},
-        "encoder": desc,
-        "n_tiles_embedded": int(n_total),
-        "empty_slides": skipped_empty,
-        "failed": failed,
-        "versions": _versions(),
-    })
-
-
-def _write_slide(ps: PatchStore, sid: str, feats: np.ndarray) -> None:
-    if not np.isfinite(feats).all():
-        raise ValueError(f"The encoder gave NaN/inf features for slide {sid!r}; try precision=None (float32).")
-    big = np.abs(feats).max(initial=0)
-    if big > np.finfo(np.float16).max:
-        raise ValueError(f"Features of slide {sid!r} exceed the float16 range (max |x| = {big:.3g}).")
-    ps.add(sid, feats, coords=None)
+        if overwrite or not same or not _keep_tiled(ps, run, sid, path):
+            _tile_into(ps, run, sid, path, params, errors)
+    _write_tiling_attrs(ps, params, run.slides)
+    record = {"slide_key": slide_key, "id_key": id_key, **params, "overwrite": overwrite, "errors": errors}
+    _record_tiling(adata, ps, run, key_added, record, created)

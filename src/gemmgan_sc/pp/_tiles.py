@@ -1,4 +1,4 @@
-"""Slide readers (OpenSlide, tifffile, PIL) behind one interface, and the tile grid.
+"""Slide readers (OpenSlide, tiffslide, PIL) behind one interface, and the tile grid.
 
 A reader gives level sizes, downsamples, the level-0 micrometres per pixel (when the file says), and
 ``read_region`` of an RGB uint8 block; ``read_level_downsampled`` builds a low-resolution image of a
@@ -26,7 +26,7 @@ def open_slide(path: str | os.PathLike) -> "SlideReader":
     """Open ``path`` with the reader that fits its format.
 
     Vendor formats OpenSlide knows (SVS, NDPI, MRXS, SCN, ...) go to OpenSlide; TIFF files that are not a
-    vendor format (plain or pyramidal TIFF, e.g. written by tifffile) to tifffile; PNG/JPEG/... to PIL as a
+    vendor format (plain or pyramidal TIFF, e.g. written by tifffile) to tiffslide; PNG/JPEG/... to PIL as a
     single-level slide.
     """
     p = Path(path).expanduser()
@@ -52,7 +52,7 @@ def open_slide(path: str | os.PathLike) -> "SlideReader":
     except Exception as err:  # noqa: BLE001 - any decoder failure is reported with the file name
         raise SlideReadError(f"Cannot read slide {str(p)!r}: {type(err).__name__}: {err}") from err
     raise SlideReadError(
-        f"Slide {str(p)!r} is in no format OpenSlide, tifffile or PIL reads (suffix {suffix!r}); convert it to "
+        f"Slide {str(p)!r} is in no format OpenSlide, tiffslide or PIL reads (suffix {suffix!r}); convert it to "
         "pyramidal TIFF or SVS."
     )
 
@@ -193,88 +193,46 @@ class OpenSlideSlide(SlideReader):
 
 
 class TiffSlide(SlideReader):
-    """Plain or pyramidal TIFF through tifffile (levels from SubIFDs or from a chain of reduced pages)."""
+    """TIFF files that are not a vendor format OpenSlide knows (plain or pyramidal TIFF, strips or tiles,
+    levels as SubIFDs or as a chain of reduced pages) through `tiffslide <https://github.com/Bayer-Group/tiffslide>`_.
+
+    tiffslide pads reads outside the image with black; here they read as white background, as OpenSlide's
+    transparent pixels do.
+    """
 
     format = "tiff"
 
     def __init__(self, path: Path) -> None:
-        import tifffile
+        import tiffslide
 
         self.path = Path(path)
         try:
-            self._tif = tifffile.TiffFile(str(path))
-            series = self._tif.series[0]
-            levels = list(series.levels)
-            axes = series.axes
-            if len(levels) == 1 and len(self._tif.series) > 1:
-                # pyramid written as consecutive series of decreasing size
-                for s in self._tif.series[1:]:
-                    prev = levels[-1]
-                    if s.axes == axes and s.ndim == prev.ndim and _yx(s.shape, axes)[0] < _yx(prev.shape, axes)[0]:
-                        levels.append(s)
-                    else:
-                        break
-            self._levels = levels
-            self._axes = axes
-            self.level_dimensions = [tuple(reversed(_yx(lv.shape, axes))) for lv in levels]
-            self._arrays: dict[int, object] = {}
-            self.mpp = _tiff_mpp(self._tif.pages[0])
-            if not set("YX") <= set(axes):
-                raise ValueError(f"TIFF axes {axes!r} have no Y and X")
-        except SlideReadError:
-            raise
+            self._slide = tiffslide.TiffSlide(str(path))
+            self.level_dimensions = [tuple(map(int, d)) for d in self._slide.level_dimensions]
+            self.mpp = _tiff_mpp(self._slide.ts_tifffile.pages[0])
         except Exception as err:  # noqa: BLE001
-            raise SlideReadError(f"tifffile cannot read {str(path)!r} as an image: {type(err).__name__}: {err}") from err
-
-    def _array(self, level: int):
-        if level not in self._arrays:
-            import tifffile
-            import zarr
-
-            lv = self._levels[level]
-            own_series = any(lv is s for s in self._tif.series)
-            series = [i for i, s in enumerate(self._tif.series) if s is lv][0] if own_series else 0
-            sub_level = 0 if own_series else level
-            arr = None
-            if lv.dataoffset is not None:  # contiguous and uncompressed: memory-map, read nothing up front
-                try:
-                    arr = tifffile.memmap(str(self.path), series=series, level=sub_level, mode="r")
-                except Exception:  # noqa: BLE001 - fall back to chunked reads
-                    arr = None
-            if arr is None:
-                arr = zarr.open(self._tif.series[series].aszarr(level=sub_level), mode="r")
-            self._arrays[level] = arr
-        return self._arrays[level]
+            raise SlideReadError(f"tiffslide cannot read {str(path)!r} as an image: {type(err).__name__}: {err}") from err
 
     def read_region(self, location, level, size):
-        ds = self.level_downsamples[level]
-        x0, y0 = int(location[0] / ds), int(location[1] / ds)
         w, h = int(size[0]), int(size[1])
         W, H = self.level_dimensions[level]
+        ds = self.level_downsamples[level]
+        x0, y0 = int(int(location[0]) / ds), int(int(location[1]) / ds)  # tiffslide's own level coordinates
         out = np.full((h, w, 3), 255, dtype=np.uint8)
         xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + w), min(H, y0 + h)
         if xa >= xb or ya >= yb:
             return out
-        index = []
-        for ax in self._axes:
-            index.append(slice(ya, yb) if ax == "Y" else slice(xa, xb) if ax == "X" else slice(None))
         try:
-            block = np.asarray(self._array(level)[tuple(index)])
+            # a read clipped on the near side starts at 0; otherwise tiffslide maps ``location`` to (x0, y0) itself
+            start = (int(location[0]) if x0 >= 0 else 0, int(location[1]) if y0 >= 0 else 0)
+            block = self._slide.read_region(start, int(level), (xb - xa, yb - ya), as_array=True, padding=False)
         except Exception as err:  # noqa: BLE001
             raise SlideReadError(f"Cannot decode a region of {str(self.path)!r} at {location}: {err}") from err
-        # move to (Y, X, channels); drop other singleton axes
-        order = [self._axes.index("Y"), self._axes.index("X")] + [i for i, a in enumerate(self._axes) if a not in "YX"]
-        block = np.transpose(block, order)
-        block = block.reshape(block.shape[0], block.shape[1], -1)
         out[ya - y0 : yb - y0, xa - x0 : xb - x0] = _to_rgb(block)
         return out
 
     def close(self) -> None:
-        self._tif.close()
-
-
-def _yx(shape, axes) -> tuple[int, int]:
-    return int(shape[axes.index("Y")]), int(shape[axes.index("X")])
+        self._slide.close()
 
 
 def _tiff_mpp(page) -> float | None:

@@ -49,7 +49,6 @@ def _pick_level(reader: SlideReader, max_size: int) -> int:
 
 def channel_image(rgb: np.ndarray, channel: str) -> np.ndarray:
     """uint8 image where tissue is high: HSV saturation, or darkness (255 - grey)."""
-    
     rgb = np.asarray(rgb, dtype=np.uint8)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     if channel == "saturation":
@@ -130,8 +129,28 @@ def detect_tissue(
     >>> tm = gg.pp.detect_tissue("slide.svs")  # doctest: +SKIP
     >>> tm.mask.mean(), tm.downsample, tm.threshold  # doctest: +SKIP
     """
-    from skimage import filters, morphology
+    _check_args(method, channel, threshold, max_size, blur=blur, close_radius=close_radius,
+                open_radius=open_radius, min_object_size=min_object_size, fill_holes=fill_holes)
+    own = not isinstance(slide, SlideReader)
+    reader = open_slide(slide) if own else slide
+    try:
+        lvl, thumb = _thumbnail(reader, level, max_size)
+    finally:
+        if own:
+            reader.close()
+    w0, h0 = reader.level_dimensions[0]
+    scale = (w0 / thumb.shape[1], h0 / thumb.shape[0])
+    img = channel_image(thumb, channel)
+    if blur > 1:
+        from scipy.ndimage import median_filter
 
+        img = median_filter(img, size=int(blur) | 1)
+    thr = _threshold(img, min_threshold) if method == "otsu" else float(threshold)
+    mask = _clean(img > thr, close_radius, open_radius, min_object_size, fill_holes)
+    return TissueMask(mask.astype(bool), float(np.mean(scale)), thr, lvl, scale, thumb)
+
+
+def _check_args(method, channel, threshold, max_size, **sizes) -> None:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if channel not in CHANNELS:
@@ -140,42 +159,37 @@ def detect_tissue(
         raise ValueError(f"method='fixed' needs threshold between 0 and 255, got {threshold!r}.")
     if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < 16:
         raise ValueError(f"max_size must be an int >= 16 (px), got {max_size!r}.")
-    for name, value in (("blur", blur), ("close_radius", close_radius), ("open_radius", open_radius),
-                        ("min_object_size", min_object_size), ("fill_holes", fill_holes)):
+    for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name} must be an int >= 0, got {value!r}.")
 
-    own = not isinstance(slide, SlideReader)
-    reader = open_slide(slide) if own else slide
-    try:
-        if level == "auto":
-            lvl = _pick_level(reader, max_size)
-        elif isinstance(level, (int, np.integer)) and not isinstance(level, bool) and 0 <= level < reader.level_count:
-            lvl = int(level)
-        else:
-            raise ValueError(
-                f"level must be 'auto' or an int in [0, {reader.level_count - 1}] for {str(reader.path)!r}, got {level!r}."
-            )
-        w, h = reader.level_dimensions[lvl]
-        factor = max(1, int(np.ceil(max(w, h) / max_size)))
-        thumb = reader.read_level_downsampled(lvl, factor)
-    finally:
-        if own:
-            reader.close()
-    w0, h0 = reader.level_dimensions[0]
-    scale = (w0 / thumb.shape[1], h0 / thumb.shape[0])
 
-    img = channel_image(thumb, channel)
-    if blur > 1:
-        from scipy.ndimage import median_filter
-
-        img = median_filter(img, size=int(blur) | 1)
-    if method == "otsu":
-        thr = float(filters.threshold_otsu(img)) if int(img.max()) > int(img.min()) else float(img.max())
-        thr = max(thr, float(min_threshold))
+def _thumbnail(reader: SlideReader, level, max_size: int) -> tuple[int, np.ndarray]:
+    """The level read and its image reduced by an integer factor to a longest side <= ``max_size``."""
+    if level == "auto":
+        lvl = _pick_level(reader, max_size)
+    elif isinstance(level, (int, np.integer)) and not isinstance(level, bool) and 0 <= level < reader.level_count:
+        lvl = int(level)
     else:
-        thr = float(threshold)
-    mask = img > thr
+        raise ValueError(
+            f"level must be 'auto' or an int in [0, {reader.level_count - 1}] for {str(reader.path)!r}, got {level!r}."
+        )
+    w, h = reader.level_dimensions[lvl]
+    return lvl, reader.read_level_downsampled(lvl, max(1, int(np.ceil(max(w, h) / max_size))))
+
+
+def _threshold(img: np.ndarray, min_threshold: float) -> float:
+    """Otsu's threshold, floored at ``min_threshold`` (a uniform image: its value)."""
+    from skimage import filters
+
+    thr = float(filters.threshold_otsu(img)) if int(img.max()) > int(img.min()) else float(img.max())
+    return max(thr, float(min_threshold))
+
+
+def _clean(mask: np.ndarray, close_radius: int, open_radius: int, min_object_size: int, fill_holes: int) -> np.ndarray:
+    """Closing, opening, then small objects dropped and small holes filled (0 skips a step)."""
+    from skimage import morphology
+
     if close_radius:
         mask = _binary("close", mask, int(close_radius))
     if open_radius:
@@ -186,7 +200,7 @@ def detect_tissue(
     if fill_holes and mask.any():
         mask = morphology.remove_small_holes(mask, max_size=int(fill_holes) - 1) if _new_skimage() else \
             morphology.remove_small_holes(mask, area_threshold=int(fill_holes))
-    return TissueMask(mask.astype(bool), float(np.mean(scale)), thr, lvl, scale, thumb)
+    return mask
 
 
 def _new_skimage() -> bool:
