@@ -1,4 +1,5 @@
-"""Loading never executes code: no pickle in the package, and every torch.load uses weights_only=True."""
+"""Loading never executes code (no pickle; every torch.load has weights_only=True), and src/ uses public APIs only
+(no private torch functions, no torch.ops.aten, no ctypes)."""
 
 import re
 from pathlib import Path
@@ -33,3 +34,23 @@ def _unsafe_torch_loads(text: str) -> list[str]:
 def test_the_scanner_sees_unsafe_calls():
     assert _unsafe_torch_loads("x = torch.load(str(p), map_location='cpu')") == ["torch.load(str(p), map_location='cpu')"]
     assert _unsafe_torch_loads("x = torch.load(str(p), weights_only=True)") == []
+
+
+PRIVATE_API = re.compile(r"\btorch\._[A-Za-z]|\btorch\.ops\.aten\b|^\s*(import|from)\s+ctypes\b|\bctypes\.", re.M)
+
+
+def _private_api_uses(text: str) -> list[str]:
+    return [m.group(0).strip() for m in PRIVATE_API.finditer(text)]
+
+
+def test_no_private_torch_api_or_ctypes():
+    offenders = [f"{path.relative_to(SRC)}: {use}" for path in SRC.rglob("*.py")
+                 for use in _private_api_uses(path.read_text())]
+    assert not offenders, offenders
+
+
+def test_the_private_api_scanner_sees_them():
+    assert _private_api_uses("torch._softmax_backward_data(g, y, 1, x.dtype)") == ["torch._s"]
+    assert _private_api_uses("torch.ops.aten._softmax.out(x, 1, False, out=y)") == ["torch.ops.aten"]
+    assert _private_api_uses("import ctypes\nlibc = ctypes.CDLL(None)") == ["import ctypes", "ctypes."]
+    assert _private_api_uses("torch.nn.functional.softmax(x, 1); my_torch._x = 1") == []

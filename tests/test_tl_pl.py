@@ -113,8 +113,11 @@ def test_compare_models_conditional_and_unconditional(trained_pair):
     np.testing.assert_array_equal(wgan.split["validation"], cond.split["validation"])
     table = gg.tl.compare_models({"WGAN-GP": wgan, "cond": cond}, adata, n_runs=2, classifiers=["logreg"], k=3)
     assert list(table.columns) == ["model", "metric", "classifier", "label", "mean", "std"]
-    assert list(dict.fromkeys(table["model"])) == ["WGAN-GP", "cond"]
+    assert list(dict.fromkeys(table["model"])) == ["WGAN-GP", "cond", "real training rows"]  # the ceiling, once
     w, c = table[table.model == "WGAN-GP"], table[table.model == "cond"]
+    ceiling = table[table.model == "real training rows"]
+    assert not ceiling.duplicated(["metric", "classifier", "label"]).any()
+    assert {"precision", "recall", "frechet_distance", "detectability_auc"} <= set(ceiling["metric"])
     # utility only for the label-conditioned model; fidelity/detectability/privacy for both
     assert not w["metric"].str.startswith("utility").any()
     assert (c["metric"].str.startswith("utility") & (c["label"] == "disease_type")).any()
@@ -128,8 +131,12 @@ def test_compare_models_conditional_and_unconditional(trained_pair):
     assert stored["params"]["n_runs"] == 2
     assert "_gemmgan_compare_models_tmp" not in adata.uns
     # deterministic for a seed
-    again = gg.tl.compare_models({"WGAN-GP": wgan}, adata, n_runs=2, classifiers=["logreg"], k=3, key_added=None)
+    again = gg.tl.compare_models({"WGAN-GP": wgan}, adata, n_runs=2, classifiers=["logreg"], k=3, key_added=None,
+                                 references=())
+    assert set(again["model"]) == {"WGAN-GP"}
     np.testing.assert_allclose(again["mean"].to_numpy(), w["mean"].to_numpy())
+    with pytest.raises(ValueError, match="taken by the reference rows"):
+        gg.tl.compare_models({"real training rows": wgan}, adata, key_added=None)
 
 
 def test_compare_models_errors(trained_pair):
@@ -281,14 +288,8 @@ def test_report_writes_every_file_with_the_ceiling(trained_pair, tmp_path):
     assert set(files) == {"metrics.csv", "metrics.md", "training_curves.png", "umap.png", "synthetic.h5ad"}
     table = pd.read_csv(files["metrics.csv"], keep_default_na=False)
     assert list(dict.fromkeys(table["model"])) == ["cond", "WGAN-GP", "real training rows"]
-    rows = table[table.model == "real training rows"]
-    assert not rows.duplicated(["metric", "classifier", "label"]).any()
-    ceiling = {(m, c, lab): v for m, c, lab, v in zip(rows["metric"], rows["classifier"], rows["label"], rows["mean"])}
-    # the real rows are as far from the held-out rows as real rows are: utility equals train-on-real, and
-    # every "synthetic" training row is a training row
-    assert ceiling[("utility_accuracy", "logreg", "disease_type")] == pytest.approx(
-        ceiling[("utility_real_accuracy", "logreg", "disease_type")])
-    assert ceiling[("privacy_closer_to_train", "", "")] == pytest.approx(1.0)
+    ceiling = table[table.model == "real training rows"]
+    assert not ceiling.duplicated(["metric", "classifier", "label"]).any() and len(ceiling) > 10
     md = files["metrics.md"].read_text()
     assert md.startswith("# t\n") and "\nd\n" in md and "| metric | cond | WGAN-GP | real training rows |" in md
     assert "| behind WGAN-GP on |" in md
@@ -301,15 +302,6 @@ def test_report_writes_every_file_with_the_ceiling(trained_pair, tmp_path):
         gg.tl.report(tmp_path / "r", wgan, adata, n_runs=1, k=3)
     with pytest.raises(KeyError, match="synthetic_from='nope'"):
         gg.tl.report(tmp_path / "s", wgan, adata, synthetic_from="nope")
-
-
-def test_real_rows_table_errors(trained_pair):
-    adata, wgan, _ = trained_pair
-    with pytest.raises(ValueError, match="n_runs"):
-        gg.tl.real_rows_table(wgan, adata, n_runs=0)
-    gg.WGANGP.setup_anndata(adata, layer="log1p")
-    with pytest.raises(RuntimeError, match="not trained"):
-        gg.tl.real_rows_table(gg.WGANGP(adata, n_latent=8, hidden=(8,)), adata)
 
 
 # ----------------------------------------------------------------------------- show= and save= (one rule)

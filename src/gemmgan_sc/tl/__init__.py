@@ -2,4 +2,4 @@
 # Each line below imports one module's public functions.
 from ._concat import concat_real_synthetic
 from ._compare import compare_models, comparison_table, headline_table
-from ._report import real_rows_table, report
+from ._report import report

@@ -20,6 +20,31 @@ def _is_unconditional(model: Any) -> bool:
     return not getattr(model, "_requires_condition", True) and not reads_labels
 
 
+REFERENCE_NAMES = {"real_rows": "real training rows", "gaussian": "Gaussian floor"}
+
+
+def _check_model(name: Any, model: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"model names must be non-empty strings, got {name!r}.")
+    for attr in ("split", "sample", "normalize", "registry"):
+        if not hasattr(model, attr):
+            raise TypeError(f"models[{name!r}] is a {type(model).__name__}, not a gemmgan-sc model.")
+    if not getattr(model, "is_trained", True) or model.split is None:
+        raise RuntimeError(f"models[{name!r}] is not trained yet: call its train() first.")
+
+
+def _evaluate_one(name: str, model: Any, data: Any, references: Sequence[str], **kwargs: Any) -> pd.DataFrame:
+    """``evaluate`` of one model; its reference rows become rows of models named as in ``REFERENCE_NAMES``."""
+    from ..metrics import evaluate
+
+    had_tmp = _TMP_KEY in data.uns
+    table = evaluate(model, data, references=list(references), key_added=_TMP_KEY, **kwargs)
+    if not had_tmp:
+        data.uns.pop(_TMP_KEY, None)  # evaluate() writes uns; the stacked table is the record
+    ref = table["reference"] if "reference" in table.columns else pd.Series("", index=table.index)
+    return table.assign(model=[name if r == "" else REFERENCE_NAMES.get(r, r) for r in ref.astype(str)])
+
+
 def compare_models(
     models: Mapping[str, Any],
     adata: Any = None,
@@ -31,6 +56,7 @@ def compare_models(
     k: int = 10,
     metric: str = "euclidean",
     fidelity_split: str = "test",
+    references: Sequence[str] = ("real_rows",),
     key_added: str | None = "gemmgan_comparison",
 ) -> pd.DataFrame:
     """Evaluate several trained models on the same data and stack their tables.
@@ -38,7 +64,8 @@ def compare_models(
     Every model goes through :func:`gemmgan_sc.metrics.evaluate` on its own split. Unconditional models
     (:class:`~gemmgan_sc.WGANGP`, :class:`~gemmgan_sc.BetaVAE`) get no utility rows: their profiles follow no
     label, so scoring a classifier trained on them against labels would be meaningless. Train every model
-    with the same ``seed`` and ``train_size`` so that they share one split and the numbers compare.
+    with the same ``seed`` and ``train_size`` so that they share one split and the numbers compare; the
+    reference rows are computed once, on the split of the first model.
 
     Parameters
     ----------
@@ -56,6 +83,10 @@ def compare_models(
         Base seed of sampling and classifiers (as in :func:`gemmgan_sc.metrics.evaluate`).
     k, metric, fidelity_split
         As in :func:`gemmgan_sc.metrics.evaluate`.
+    references
+        Reference rows of :func:`gemmgan_sc.metrics.evaluate` to add as extra "models": ``"real_rows"`` (the
+        ceiling, ``model = "real training rows"``) and ``"gaussian"`` (the floor, ``"Gaussian floor"``); ``()``
+        for none.
     key_added
         Store the stacked table in ``adata.uns[key_added]`` (columns as lists, plus ``params``); ``None``
         stores nothing. Needs ``adata``.
@@ -63,48 +94,41 @@ def compare_models(
     Returns
     -------
     Long DataFrame with columns ``model, metric, classifier, label, mean, std``; see
-    :func:`comparison_table` for the metrics x models view.
+    :func:`comparison_table` and :func:`headline_table` for the metrics x models views.
 
     Examples
     --------
     >>> import gemmgan_sc as gg  # doctest: +SKIP
     >>> table = gg.tl.compare_models({"GeMM-GAN": gemmgan, "WGAN-GP": wgan, "CVAE": cvae}, adata, n_runs=3)  # doctest: +SKIP
-    >>> gg.tl.comparison_table(table)  # doctest: +SKIP
+    >>> gg.tl.headline_table(table)  # doctest: +SKIP
     """
-    from ..metrics import evaluate
-
     if not isinstance(models, Mapping) or not models:
         raise TypeError("models must be a non-empty dict {name: trained model}.")
     if isinstance(n_runs, bool) or not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
         raise ValueError(f"n_runs must be a positive int, got {n_runs!r}.")
     if key_added is not None and adata is None:
         raise ValueError("key_added needs adata=... to write into; pass adata or key_added=None.")
-    if isinstance(classifiers, str):
-        classifiers = [classifiers]
+    classifiers = [classifiers] if isinstance(classifiers, str) else list(classifiers)
+    references = [references] if isinstance(references, str) else list(references)
+    clash = [n for n in models if n in {REFERENCE_NAMES.get(r, r) for r in references}]
+    if clash:
+        raise ValueError(f"model names {clash} are taken by the reference rows; rename the models.")
     tables = []
-    for name, model in models.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"model names must be non-empty strings, got {name!r}.")
-        for attr in ("split", "sample", "normalize", "registry"):
-            if not hasattr(model, attr):
-                raise TypeError(f"models[{name!r}] is a {type(model).__name__}, not a gemmgan-sc model.")
-        if not getattr(model, "is_trained", True) or model.split is None:
-            raise RuntimeError(f"models[{name!r}] is not trained yet: call its train() first.")
-        data = adata if adata is not None else model.adata
-        keys = [] if _is_unconditional(model) else label_keys
-        had_tmp = _TMP_KEY in data.uns
-        table = evaluate(model, data, n_runs=int(n_runs), label_keys=keys, classifiers=list(classifiers),
-                         seed=seed, k=k, metric=metric, fidelity_split=fidelity_split, key_added=_TMP_KEY)
-        if not had_tmp:
-            data.uns.pop(_TMP_KEY, None)  # evaluate() writes uns; the stacked table below is the record
-        tables.append(table.assign(model=name))
+    for i, (name, model) in enumerate(models.items()):
+        _check_model(name, model)
+        tables.append(_evaluate_one(
+            name, model, adata if adata is not None else model.adata, references if i == 0 else [],
+            n_runs=int(n_runs), label_keys=[] if _is_unconditional(model) else label_keys,
+            classifiers=classifiers, seed=seed, k=k, metric=metric, fidelity_split=fidelity_split,
+        ))
     out = pd.concat(tables, ignore_index=True)[["model", "metric", "classifier", "label", "mean", "std"]]
+    out = out.iloc[np.argsort(~out["model"].isin(list(models)).to_numpy(), kind="stable")].reset_index(drop=True)
     if key_added is not None:
         adata.uns[key_added] = {
             "table": {c: out[c].to_numpy(dtype=float if c in ("mean", "std") else str) for c in out.columns},
-            "params": {"models": list(models), "n_runs": int(n_runs), "classifiers": list(classifiers),
+            "params": {"models": list(models), "n_runs": int(n_runs), "classifiers": classifiers,
                        "seed": int(seed), "k": int(k), "metric": metric, "fidelity_split": fidelity_split,
-                       "label_keys": "" if label_keys is None else list(label_keys)},
+                       "label_keys": "" if label_keys is None else list(label_keys), "references": references},
         }
     return out
 
@@ -166,16 +190,17 @@ def comparison_table(table: pd.DataFrame, digits: int = 3, std: bool = True) -> 
 
 
 # One row per metric family: (row name, metric-name patterns in priority order, better: "higher" | "lower" |
-# "half" (closest to 0.5) | "" (not a quality axis)). Patterns are fnmatch globs, so metrics that another
+# "half" (closest to 0.5) | "one" (closest to 1) | "" (not a quality axis)). Patterns are fnmatch globs, so metrics that another
 # version of gg.metrics names slightly differently still find their row.
 HEADLINE_FAMILIES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("precision", ("precision",), "higher"),
     ("recall", ("recall",), "higher"),
     ("Frechet distance", ("frechet_distance*",), "lower"),
+    ("SD ratio", ("sd_ratio",), "one"),
     ("correlation MSE", ("correlation_mse",), "lower"),
     ("detectability AUC", ("detectability_auc",), "half"),
     ("utility accuracy", ("utility_accuracy",), "higher"),
-    ("conditional fidelity r", ("conditional_fidelity*pearson*mean*", "conditional_fidelity*pearson*"), "higher"),
+    ("conditional Pearson r", ("conditional_pearson_mean", "conditional*pearson*mean*"), "higher"),
     ("privacy: closer to train", ("privacy_closer_to_train",), ""),
 )
 
@@ -203,16 +228,17 @@ def _behind(value: float, floor: float, better: str) -> bool:
         return value < floor
     if better == "lower":
         return value > floor
-    if better == "half":
-        return abs(value - 0.5) > abs(floor - 0.5)
+    if better in ("half", "one"):
+        target = 0.5 if better == "half" else 1.0
+        return abs(value - target) > abs(floor - target)
     return False
 
 
 def headline_table(table: pd.DataFrame, digits: int = 3, floor: str | None = None) -> pd.DataFrame:
     """A short view of :func:`compare_models` output: one row per metric family, one column per model.
 
-    Each family shows one metric (precision, recall, Frechet distance, correlation MSE, detectability AUC, utility
-    accuracy, conditional fidelity, privacy) for the first classifier and label of the table; families the table
+    Each family shows one metric (precision, recall, Frechet distance, SD ratio, correlation MSE, detectability
+    AUC, utility accuracy, conditional Pearson r, privacy) for the first classifier and label of the table; families the table
     lacks are left out. The long table keeps every metric, classifier, label and the std over runs.
 
     Parameters

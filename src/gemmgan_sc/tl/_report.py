@@ -8,85 +8,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .._io import atomic_write, atomic_write_text
-from ._compare import compare_models, headline_table
+from ._compare import REFERENCE_NAMES, compare_models, headline_table
 from ._concat import concat_real_synthetic
 
-__all__ = ["report", "real_rows_table", "REFERENCE_NAME"]
+__all__ = ["report"]
 
-REFERENCE_NAME = "real training rows"
 REPORT_FILES = ("metrics.csv", "metrics.md", "training_curves.png", "umap.png", "synthetic.h5ad")
-
-
-def real_rows_table(
-    model: Any,
-    adata: Any = None,
-    n_runs: int = 3,
-    label_keys: Sequence[str] | None = None,
-    classifiers: Sequence[str] = ("logreg",),
-    seed: int = 0,
-    *,
-    k: int = 10,
-    name: str = REFERENCE_NAME,
-) -> pd.DataFrame:
-    """The ceiling row of a comparison: real training rows scored as if a generator had made them.
-
-    On the model's split, run ``i`` takes as many training rows as there are held-out rows (drawn with seed
-    ``seed + i``) as the "synthetic" held-out set and the whole training split as the "synthetic" training set,
-    then scores them with :func:`gemmgan_sc.metrics.evaluate_samples` like any model. No generator can be
-    expected to beat these numbers on fidelity, detectability and utility; privacy is that of copying the
-    training rows (every "synthetic" row is a training row).
-
-    Parameters
-    ----------
-    model
-        A trained model whose split, genes (``var_names``) and expression layer define the real rows.
-    adata
-        The AnnData it was trained on (default ``model.adata``).
-    n_runs
-        Number of draws (mean and std over them).
-    label_keys
-        ``obs`` columns for the utility metric (default: the model's ``labels_keys``).
-    classifiers, seed, k
-        As in :func:`gemmgan_sc.metrics.evaluate`.
-    name
-        Value of the ``model`` column.
-
-    Returns
-    -------
-    Long DataFrame ``model, metric, classifier, label, mean, std``, as :func:`compare_models`.
-
-    Examples
-    --------
-    >>> import gemmgan_sc as gg  # doctest: +SKIP
-    >>> ceiling = gg.tl.real_rows_table(model, adata, n_runs=3)  # doctest: +SKIP
-    """
-    from ..metrics import evaluate_samples
-
-    # TODO(lead): use the real-rows row of gg.metrics.evaluate once it has one; this keeps the same
-    # definition (held-out-sized draws of training rows) through the public evaluate_samples.
-    if not hasattr(model, "split") or getattr(model, "split", None) is None:
-        raise RuntimeError("model is not trained (no split): call model.train() first.")
-    if isinstance(n_runs, bool) or not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
-        raise ValueError(f"n_runs must be a positive int, got {n_runs!r}.")
-    adata = model.adata if adata is None else adata
-    train_idx = np.asarray(model.split["train"], dtype=int)
-    test_idx = np.asarray(model.split["validation"], dtype=int)
-    if len(test_idx) == 0 or len(train_idx) < len(test_idx):
-        raise ValueError(f"the split has {len(train_idx)} training and {len(test_idx)} held-out rows; the ceiling "
-                         "needs at least as many training rows as held-out rows.")
-    real = adata[:, pd.Index(model.var_names)]
-    real_train, real_test = real[train_idx], real[test_idx]
-    keys = list(model.registry.labels_keys) if label_keys is None else list(label_keys)
-    draws = [real_train[np.random.default_rng(seed + i).choice(len(train_idx), len(test_idx), replace=False)]
-             for i in range(int(n_runs))]
-    layer = model.registry.layer
-    table = evaluate_samples(real_train, real_test, [real_train] * int(n_runs), draws, label_key=keys or None,
-                             classifiers=list(classifiers), seed=seed, k=k, layer=layer, synth_layer=layer)
-    return table.assign(model=name)[["model", "metric", "classifier", "label", "mean", "std"]]
 
 
 def _report_folder(out: str | os.PathLike, overwrite: bool) -> Path:
@@ -125,8 +55,9 @@ def _metrics_md(title: str, description: str, table: pd.DataFrame, floor: str | 
     head = headline_table(table, floor=floor if floor in set(table["model"]) else None)
     parts = [f"# {title}\n", description.strip() + "\n" if description.strip() else "", _markdown(head),
              "\nMeans over generation runs on the held-out split; detectability AUC 0.5 means indistinguishable. "
-             f"`{REFERENCE_NAME}` is the ceiling (real training rows scored as synthetic). Every metric, classifier "
-             "and label, with the std over runs, is in `metrics.csv`.\n"]
+             f"`{REFERENCE_NAMES['real_rows']}` is the ceiling (real training rows scored as if generated, "
+             "`gg.metrics.evaluate`). Every metric, classifier and label, with the std over runs, is in "
+             "`metrics.csv`.\n"]
     return "\n".join(p for p in parts if p)
 
 
@@ -186,7 +117,7 @@ def report(
     synthetic_from: str | None = None,
     label_key: str | None = None,
     floor: str | None = None,
-    reference: bool = True,
+    references: Sequence[str] = ("real_rows",),
     title: str = "gemmgan-sc report",
     description: str = "",
     n_runs: int = 3,
@@ -214,7 +145,8 @@ def report(
     table
         A long table of :func:`compare_models` to write; ``None`` evaluates the models here.
     synth
-        The synthetic AnnData for ``umap.png`` and ``synthetic.h5ad``; ``None`` samples ``synthetic_from``.
+        The synthetic AnnData for ``umap.png`` and ``synthetic.h5ad``; ``None`` samples ``synthetic_from``, one
+        profile per row of ``adata``.
     synthetic_from
         Name of the model to sample (default: the first).
     label_key
@@ -222,8 +154,10 @@ def report(
     floor
         Model name to hold the others against in ``metrics.md`` (e.g. the Gaussian baseline), see
         :func:`headline_table`.
-    reference
-        Add the ``"real training rows"`` ceiling (:func:`real_rows_table`) when the table has no such row.
+    references
+        Reference rows of :func:`gemmgan_sc.metrics.evaluate` added to the evaluated table (see
+        :func:`compare_models`): ``"real_rows"`` (the ceiling), ``"gaussian"`` (a Gaussian floor); unused with
+        ``table``.
     title, description
         Heading and text at the top of ``metrics.md``.
     n_runs, classifiers, k, seed
@@ -249,16 +183,14 @@ def report(
     first = next(iter(models.values()))
     adata = first.adata if adata is None else adata
     if table is None:
-        table = compare_models(models, adata, n_runs=n_runs, classifiers=classifiers, seed=seed, k=k, key_added=None)
-    if reference and REFERENCE_NAME not in set(table["model"]):
-        ceiling = real_rows_table(first, adata, n_runs=n_runs, classifiers=classifiers, seed=seed, k=k)
-        table = pd.concat([table, ceiling], ignore_index=True)
+        table = compare_models(models, adata, n_runs=n_runs, classifiers=classifiers, seed=seed, k=k,
+                               references=references, key_added=None)
     files = {"metrics.csv": atomic_write(out / "metrics.csv", lambda p: table.to_csv(p, index=False))}
     files["metrics.md"] = atomic_write_text(out / "metrics.md", _metrics_md(title, description, table, floor))
     curves = _training_curves(models, out / "training_curves.png")
     if curves is not None:
         files["training_curves.png"] = curves
-    synth = models[name].sample(seed=seed) if synth is None else synth
+    synth = models[name].sample(adata=adata, seed=seed) if synth is None else synth  # one profile per row
     layer = getattr(models[name].registry, "layer", None)
     files["umap.png"] = _umap(adata, synth, layer, label_key, seed, out / "umap.png")
     files["synthetic.h5ad"] = atomic_write(out / "synthetic.h5ad", synth.write_h5ad)
