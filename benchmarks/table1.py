@@ -19,7 +19,8 @@ per-model train and evaluation time, machine).
 
     python benchmarks/table1.py                      # demo cohort, 150 epochs, 5 runs
     python benchmarks/table1.py --quick              # smoke run (seconds)
-    python benchmarks/table1.py --data tcga.h5ad --epochs 150 --out benchmarks/results/table1_tcga
+    python benchmarks/table1.py --data tcga.h5ad --epochs 150 --n-runs 3 --out benchmarks/results/table1_tcga
+    python benchmarks/table1.py --quick --references       # no reference rows
 """
 
 from __future__ import annotations
