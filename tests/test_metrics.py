@@ -6,6 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -183,10 +184,11 @@ def test_input_validation_messages():
         M.fidelity(x, x, k=1, dtype="float16")
 
 
-# ----------------------------------------------------------------------------- fast paths of the k-NN scores
-# The distance code reuses one block buffer across chunks, accumulates float64 products over gene slabs of
-# float32 data, completes the symmetric (syrk) block tile by tile and finishes each tile in place. Small
-# block, slab and tile sizes force every one of those paths; all must give the numbers of the plain path.
+# ----------------------------------------------------------------------------- paths of the k-NN scores
+# The distance code converts float32 data gene slab by gene slab (the scores accumulating over the slabs),
+# scores a set against itself in row chunks (each pair once) grouped under the block size, and refines tiny
+# Euclidean scores. Small slab, chunk and block sizes force every one of those paths; all must give the
+# numbers of scipy's cdist.
 def small_ints(rng, n, genes):
     x = rng.integers(-3, 4, size=(n, genes)).astype(np.float32)  # every product and sum exact in float64
     x[7] = x[2]  # a duplicate: neighbour at exactly 0
@@ -194,64 +196,70 @@ def small_ints(rng, n, genes):
 
 
 @pytest.fixture
-def tiny_buffers(monkeypatch):
+def tiny_slabs(monkeypatch):
     from gemmgan_sc.metrics import _distances
 
     monkeypatch.setattr(_distances, "SLAB_BYTES", 1)  # 64-gene slabs (the minimum width)
-    monkeypatch.setattr(_distances, "TILE_BYTES", 1)  # one row per tile
     return _distances
 
 
-@pytest.mark.parametrize("tiles", ["one-row", "default"])
-def test_knn_scores_exact_through_slabs_chunks_and_tiles(tiles, monkeypatch):
-    from gemmgan_sc.metrics import _distances
+def sorted_cdist(a, b, k, name="sqeuclidean"):
+    d = cdist(a.astype(np.float64), (a if b is None else b).astype(np.float64), name)
+    if b is None:
+        np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, :k]
 
-    if tiles == "one-row":
-        monkeypatch.setattr(_distances, "TILE_BYTES", 1)
-    monkeypatch.setattr(_distances, "SLAB_BYTES", 1)
+
+@pytest.mark.parametrize("chunks", [1, 8, 100])
+@pytest.mark.parametrize("metric", ["euclidean", "l1"])
+def test_knn_scores_exact_through_slabs_chunks_and_groups(chunks, metric, tiny_slabs, monkeypatch):
+    monkeypatch.setattr(tiny_slabs, "SELF_CHUNKS", chunks)
+    name = {"euclidean": "sqeuclidean", "l1": "cityblock"}[metric]
     rng = np.random.default_rng(11)
     a32, b32 = small_ints(rng, 29, 150), small_ints(rng, 23, 150)  # 150 genes: slabs of 64, 64, 22
-    a64, b64 = a32.astype(np.float64), b32.astype(np.float64)
-    self_d = cdist(a64, a64, "sqeuclidean")
-    np.fill_diagonal(self_d, np.inf)
-    want_self = np.sort(self_d, axis=1)[:, :5]
-    want_cross = np.sort(cdist(a64, b64, "sqeuclidean"), axis=1)[:, :5]
+    want_self, want_cross = sorted_cdist(a32, None, 5, name), sorted_cdist(a32, b32, 5, name)
     assert want_self[2, 0] == 0 and want_self[7, 0] == 0
-    # block sizes: one symmetric block; 3 rows per chunk (many chunks, buffer reused); one row per chunk
+    # block sizes: everything in one group; several chunks per group; one row per chunk and group
     for block in (2**30, 3 * 29 * 8, 1):
-        for a, b in ((a64, b64), (a32, b32)):  # float64 data (one BLAS call) and float32 data (slabs)
-            work = _distances.Workspace()
-            got = knn_scores(a, None, 5, block_bytes=block, dtype=np.float64, work=work)
+        for a, b in ((a32.astype(np.float64), b32.astype(np.float64)), (a32, b32)):  # native, slabs
+            got = knn_scores(a, None, 5, metric, block_bytes=block, dtype=np.float64)
             assert got.dtype == np.float64 and np.array_equal(got, want_self)
-            # the same workspace again, now a x b: the block buffer is reused, the norms of a are cached
-            got = knn_scores(a, b, 5, block_bytes=block, dtype=np.float64, work=work)
-            assert np.array_equal(got, want_cross)
+            assert np.array_equal(knn_scores(a, b, 5, metric, block_bytes=block, dtype=np.float64), want_cross)
 
 
-def test_symmetric_block_and_row_chunks_agree_on_continuous_data(tiny_buffers):
+def test_chunked_self_search_agrees_with_cdist_on_continuous_data(tiny_slabs):
     rng = np.random.default_rng(12)
     x = rng.normal(size=(41, 130)).astype(np.float32)
     x[30] = x[4]
-    x64 = x.astype(np.float64)
-    ref = cdist(x64, x64, "sqeuclidean")
-    np.fill_diagonal(ref, np.inf)
-    ref = np.sort(ref, axis=1)[:, :6]
-    for data in (x, x64):
-        one = knn_scores(data, None, 6, dtype=np.float64)  # symmetric block, one-row tiles, 64-gene slabs
-        chunked = knn_scores(data, None, 6, block_bytes=5 * 41 * 8, dtype=np.float64)
-        np.testing.assert_allclose(one, ref, rtol=1e-12)
-        np.testing.assert_allclose(chunked, ref, rtol=1e-12)
-        assert one[4, 0] == 0 and one[30, 0] == 0 and chunked[4, 0] == 0 and chunked[30, 0] == 0
-    full = tiny_buffers.Scorer(x, x, "euclidean", exclude_self=True, dtype=np.float64).full_self()
+    ref = sorted_cdist(x, None, 6)
+    for data in (x, x.astype(np.float64)):
+        for block in (2**30, 5 * 41 * 8, 1):
+            got = knn_scores(data, None, 6, block_bytes=block, dtype=np.float64)
+            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-9)
+            assert got[4, 0] == 0 and got[30, 0] == 0  # the copies, refined to exactly 0
+    pair = tiny_slabs.Pairwise(tiny_slabs.Points(x, np.float64))
+    full = pair.blocks([(slice(0, 41), slice(0, 41))])[0].numpy()
     assert np.array_equal(np.isinf(full), np.eye(41, dtype=bool))  # self excluded by position, only there
     off = ~np.eye(41, dtype=bool)
-    np.testing.assert_allclose(full[off], cdist(x64, x64, "sqeuclidean")[off], rtol=1e-12)
-    # the mirrored triangle holds the same products (the norms are added in another order: rounding only)
-    np.testing.assert_allclose(full[off], full.T[off], rtol=1e-13)
+    np.testing.assert_allclose(full[off], cdist(x.astype(np.float64), x.astype(np.float64), "sqeuclidean")[off],
+                               rtol=1e-12)
+    # blocks computed together equal the same blocks computed alone (up to the rounding of other BLAS shapes)
+    spans = [(slice(0, 10), slice(0, 41)), (slice(10, 41), slice(10, 41))]
+    for (rows, cols), d in zip(spans, pair.blocks(spans)):
+        np.testing.assert_allclose(d.numpy(), full[rows, cols], rtol=1e-13)
+
+
+def test_groups_of_spans_stay_under_the_block_size():
+    from gemmgan_sc.metrics._distances import _groups
+
+    spans = [(slice(i, i + 10), slice(i, 40)) for i in range(0, 40, 10)]  # blocks of 400, 300, 200, 100 items
+    assert _groups(spans, 1, 10**6) == [spans]
+    assert _groups(spans, 1, 500) == [spans[:1], spans[1:3], spans[3:]]
+    assert _groups(spans, 1, 1) == [[s] for s in spans]  # one block larger than the limit still gets its group
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "l1"])
-def test_fidelity_float32_data_float64_work_equals_float64_data(metric, tiny_buffers):
+def test_fidelity_float32_data_float64_work_equals_float64_data(metric, tiny_slabs):
     rng = np.random.default_rng(13)
     real = rng.normal(size=(60, 140)).astype(np.float32)
     synth = (rng.normal(size=(50, 140)) * 1.05).astype(np.float32)
@@ -265,49 +273,51 @@ def test_fidelity_float32_data_float64_work_equals_float64_data(metric, tiny_buf
     assert got == pytest.approx(reference(ints_r.astype(float), ints_s.astype(float), 3, metric), abs=0)
 
 
-def test_float32_data_are_not_copied_to_float64(monkeypatch):
-    import tracemalloc
+def test_float32_data_are_converted_by_slab_not_whole(monkeypatch):
+    from gemmgan_sc.metrics import _distances
 
-    from gemmgan_sc.metrics import _distances, _fidelity
+    converted = []
+    real_convert = _distances._convert
+
+    def spy(x, dtype):
+        converted.append((x.dtype, x.numel()))
+        return real_convert(x, dtype)
 
     monkeypatch.setattr(_distances, "SLAB_BYTES", 2**20)
-    allocations = []
-
-    class CountingWorkspace(_distances.Workspace):
-        def reserve(self, name, size, dtype):
-            before = self._bufs.get(name)
-            super().reserve(name, size, dtype)
-            if self._bufs[name] is not before:
-                allocations.append(name)
-
-    monkeypatch.setattr(_fidelity, "Workspace", CountingWorkspace)
+    monkeypatch.setattr(_distances, "_convert", spy)
     rng = np.random.default_rng(14)
     real = rng.normal(size=(300, 3000)).astype(np.float32)
     synth = rng.normal(size=(300, 3000)).astype(np.float32)
-    tracemalloc.start()
-    try:
-        M.fidelity(real, synth, k=5)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 0.5 * real.size * 8  # well under one float64 copy of one input (7.2 MB)
-    # one distance block for the three distance sets, one of each slab buffer
-    assert allocations.count("block") == 1 and allocations.count("slab_a") == 1
-    assert allocations.count("slab_b") == 1
+    M.fidelity(real, synth, k=5)
+    M.privacy(synth, real[:150], real[150:])
+    largest = max(n for dt, n in converted if dt == torch.float32)
+    assert largest * 8 <= 2**20  # every float64 conversion is one slab, never a whole input (7.2 MB)
 
 
-def test_workspace_hands_out_views_of_one_buffer():
-    from gemmgan_sc.metrics._distances import Workspace
+def test_each_set_norms_once_and_device_checked():
+    from gemmgan_sc.metrics._distances import Points
 
-    work = Workspace()
-    big = work.get("block", (6, 5), np.float64)
-    small = work.get("block", (4, 3), np.float64)
-    assert small.flags.c_contiguous and np.shares_memory(big, small)
-    grown = work.get("block", (8, 8), np.float64)
-    assert grown.shape == (8, 8) and not np.shares_memory(big, grown)
     x = np.arange(12.0).reshape(3, 4)
-    assert work.norms(x, np.float64) is work.norms(x, np.float64)
-    np.testing.assert_array_equal(work.norms(x, np.float64), (x**2).sum(1))
+    p = Points(x)
+    assert p.sq_norms is p.sq_norms and p.x.data_ptr() == x.ctypes.data  # cached; numpy memory shared
+    np.testing.assert_array_equal(p.sq_norms.numpy(), (x**2).sum(1))
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        M.fidelity(x, x, k=1, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs CUDA"):
+            M.privacy(x, x, x, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_equals_cpu():
+    rng = np.random.default_rng(16)
+    real, synth = small_ints(rng, 80, 200), small_ints(rng, 70, 200)
+    for metric in ("euclidean", "l1"):
+        cpu = M.fidelity(real, synth, k=4, metric=metric)
+        assert M.fidelity(real, synth, k=4, metric=metric, device="cuda") == cpu
+    train, test = rng.normal(size=(90, 50)), rng.normal(size=(60, 50))
+    assert M.privacy(train[:30], train, test, device="cuda") == pytest.approx(M.privacy(train[:30], train, test),
+                                                                                rel=1e-12)
 
 
 def test_non_finite_float32_data_are_rejected():

@@ -1,44 +1,38 @@
-"""Chunked pairwise distances: BLAS for Euclidean, scipy for L1; never an n x m x genes tensor.
+"""Chunked pairwise distances on torch (CPU or GPU): one implementation for every k-NN metric.
 
-All comparisons are made on *scores*: squared Euclidean distances or L1 distances. Squaring is monotone,
-so radii comparisons are the same as on distances, and integer-valued data keep exact ties.
+Comparisons are made on *scores*: squared Euclidean distances or L1 distances. Squaring is monotone, so
+radii comparisons are the same as on distances, and integer-valued data keep exact ties.
 
-Accuracy (Euclidean): the score of ``a`` and ``b`` is ``|a|^2 + |b|^2 - 2 a.b`` computed with BLAS in the
-working dtype. Its absolute error is at most a few units of ``eps * (|a|^2 + |b|^2)`` (float64:
-eps = 2.2e-16; float32: 1.2e-7), tiny against typical distances of expression profiles, but two scores
-small enough to be dominated by that error (below ``2 * genes * eps * (|a|^2 + |b|^2)``, a worst-case
-rounding bound; negative scores always are) are recomputed directly as ``sum (a - b)^2``, so duplicated and
-near-duplicated profiles get exact (0 for copies) distances and no score is negative. When every product is
-exactly representable (small integers, as in the tests), all scores are exact. A point's distance to itself
-is never computed: it is excluded by position. L1 distances are computed directly
-(``scipy.spatial.distance.cdist``) and are exact up to the rounding of one sum.
+Euclidean scores are ``|a|^2 + |b|^2 - 2 a.b`` (matrix products, ``torch.addmm``), with an absolute error of
+a few ``eps * (|a|^2 + |b|^2)``. Scores small enough to be dominated by that error (below
+``2 * genes * eps * (|a|^2 + |b|^2)``, a worst-case rounding bound; negative ones always are) are recomputed
+directly as ``sum (a - b)^2``, so copies get exactly 0 and no score is negative. L1 scores come from
+``torch.cdist(p=1)``. A point's score with itself is never used: it is set to ``inf`` by position, so that a
+duplicate of the point still counts at distance 0.
 
-Speed and memory. The products go straight to BLAS (``scipy.linalg.blas`` gemm, and syrk for a set against
-itself, half the flops) with ``-2`` as BLAS's ``alpha`` (exact: a power of two) and the output written into
-one distance block that is reused for every chunk and every call sharing a :class:`Workspace`. A set too
-large for one symmetric block is searched in row chunks that score each pair once (see
-:func:`_knn_self_chunked`). Row norms are computed once per matrix and workspace. Inputs stored
-in a narrower float than the working dtype (float32 data, float64 work) are never converted as a whole: the
-products accumulate over gene slabs converted into two small reused buffers (``beta=1``), and the few
-refined pairs convert their own rows. The rest of the work (adding the norms, excluding self, finding the
-pairs to refine, and the caller's k-NN selection or comparisons) is done tile by tile, a few rows at a
-time, while the tile is in cache. Fresh memory is expensive on some machines (first-touch page faults cost
-seconds per GB on some VMs), so none of this allocates per chunk.
+Memory: the distance blocks computed together never exceed ``block_bytes``. Data stored in a narrower float
+than the working precision (float32 data, float64 work) are converted one gene slab at a time, the scores
+accumulating over the slabs, so the data are never copied whole; each slab is converted once for all the
+blocks computed together. A set against itself is scored in row chunks against the points from the chunk on
+(each pair once, about half the products of a full square).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import warnings
+from functools import cached_property
 
 import numpy as np
-from scipy.linalg import blas as _blas
-from scipy.spatial.distance import cdist
+import torch
 
 METRICS = ("euclidean", "l1")
 DEFAULT_BLOCK_BYTES = 256 * 2**20
-SLAB_BYTES = 64 * 2**20  # both gene-slab conversion buffers together (float32 data, float64 work)
-TILE_BYTES = 2**19  # rows of a distance block finished and consumed together (about half an L2 cache)
-_REFINE_BYTES = 32 * 2**20  # memory of the row differences of one batch of refined pairs
+SLAB_BYTES = 64 * 2**20  # one converted gene slab of the rows of all blocks computed together
+SELF_CHUNKS = 8  # a set against itself: at least this many row chunks (more chunks: closer to half the work)
+_REFINE_BYTES = 32 * 2**20  # row differences of one batch of recomputed pairs
+_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+Span = tuple[slice, slice]  # (rows of a, rows of b) of one distance block
 
 
 def check_metric(metric: str) -> str:
@@ -53,319 +47,194 @@ def check_block_bytes(block_bytes: int) -> int:
     return int(block_bytes)
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device`, failing clearly when it is not a usable one."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}.") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} needs CUDA, which torch cannot use here; use device='cpu'.")
+    return dev
+
+
 def chunk_rows(n_rows: int, n_cols: int, itemsize: int, block_bytes: int) -> int:
     """Rows of one ``rows x n_cols`` block that stays under ``block_bytes`` (at least one row)."""
     return max(1, min(n_rows, block_bytes // max(1, n_cols * itemsize)))
 
 
-def row_chunks(n_rows: int, n_cols: int, itemsize: int, block_bytes: int) -> Iterator[slice]:
-    """Row slices so that one ``rows x n_cols`` block stays under ``block_bytes`` (at least one row)."""
-    step = chunk_rows(n_rows, n_cols, itemsize, block_bytes)
-    for start in range(0, n_rows, step):
-        yield slice(start, min(n_rows, start + step))
+def _convert(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` in the working dtype (itself when it already is); every conversion of the data goes here."""
+    return x.to(dtype)
 
 
-def self_in_one_block(n: int, itemsize: int, block_bytes: int) -> bool:
-    """Whether a set of ``n`` points against itself is scored as one symmetric ``n x n`` block."""
-    return n * n * itemsize <= block_bytes
+class Points:
+    """The rows of one data matrix on ``device`` (shared with numpy on the CPU, not copied), to be scored in
+    the working ``dtype`` (the data may be stored in a narrower float dtype)."""
 
+    def __init__(self, x: np.ndarray, dtype=None, device: str | torch.device = "cpu") -> None:
+        with warnings.catch_warnings():  # read-only arrays: torch warns about writes, and none are made
+            warnings.simplefilter("ignore", UserWarning)
+            self.x = torch.as_tensor(x, device=check_device(device))
+        self.dtype = _TORCH_DTYPES[np.dtype(x.dtype if dtype is None else dtype)]
+        self.itemsize = torch.finfo(self.dtype).bits // 8
 
-def block_elements(n_a: int, n_b: int, itemsize: int, block_bytes: int, same: bool) -> int:
-    """Elements of the largest distance block of ``n_a`` rows against ``n_b`` (``same``: a set and itself)."""
-    if same and self_in_one_block(n_a, itemsize, block_bytes):
-        return n_a * n_a
-    return chunk_rows(n_a, n_b, itemsize, block_bytes) * n_b
+    def __len__(self) -> int:
+        return self.x.shape[0]
 
+    def slab_width(self, n_rows: int) -> int:
+        """Genes of one converted slab of ``n_rows`` rows (all genes when no conversion is needed)."""
+        if self.x.dtype == self.dtype:
+            return self.x.shape[1]
+        return max(64, SLAB_BYTES // (self.itemsize * n_rows))
 
-class Workspace:
-    """Scratch buffers kept for reuse (the distance block, the gene-slab conversion buffers) and row norms.
+    def rows(self, rows: slice | torch.Tensor, genes: slice = slice(None)) -> torch.Tensor:
+        return _convert(self.x[rows, genes], self.dtype)
 
-    Share one between the calls of one computation (the fidelity metrics use three distance sets of the same
-    size); it is freed with the last reference. :meth:`get` hands out views, valid until the next request
-    under the same name.
-    """
-
-    def __init__(self) -> None:
-        self._bufs: dict[str, np.ndarray] = {}
-        self._norms: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
-
-    def norms(self, x: np.ndarray, dtype) -> np.ndarray:
-        """Squared row norms of ``x`` in ``dtype``, computed once per matrix (kept with a reference to it)."""
-        key = (id(x), np.dtype(dtype).str)
-        if key not in self._norms:
-            self._norms[key] = (x, squared_norms(x, dtype))
-        return self._norms[key][1]
-
-    def reserve(self, name: str, size: int, dtype) -> None:
-        """Make sure ``name`` holds at least ``size`` elements of ``dtype`` (one allocation for later gets)."""
-        dtype = np.dtype(dtype)
-        buf = self._bufs.get(name)
-        if buf is None or buf.dtype != dtype or buf.size < size:
-            self._bufs.pop(name, None)  # release the old buffer before allocating the new one
-            self._bufs[name] = np.empty(int(size), dtype=dtype)
-
-    def get(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """A C-contiguous ``shape`` view of the buffer ``name`` (uninitialised; grown when too small)."""
-        size = int(np.prod(shape))
-        self.reserve(name, size, dtype)
-        return self._bufs[name][:size].reshape(shape)
-
-
-def _native(x: np.ndarray, dtype: np.dtype) -> bool:
-    return x.dtype == dtype and x.flags.c_contiguous
-
-
-def _blas_out(res: np.ndarray, out: np.ndarray) -> None:
-    # f2py writes into ``c`` in place when it is Fortran-contiguous of the right dtype (always so here);
-    # this copy is only a safeguard should a scipy version return a new array.
-    if not np.shares_memory(res, out):  # pragma: no cover - defensive
-        out[...] = res.T
-
-
-def products(out: np.ndarray, a: np.ndarray, b: np.ndarray | None, dtype: np.dtype, work: Workspace,
-             alpha: float = -2.0) -> None:
-    """``out = alpha * a @ b.T`` with BLAS in ``dtype``; ``b=None``: ``a`` against itself (syrk, half the
-    flops), of which only the lower triangle of ``out`` is written.
-
-    ``out`` is a C-contiguous ``n_a x n_b`` array of ``dtype``. Rows stored in another dtype are converted
-    one gene slab at a time into reused buffers, the products accumulating over the slabs.
-    """
-    dtype = np.dtype(dtype)
-    sym = b is None
-    if dtype == np.float64:
-        gemm, syrk = _blas.dgemm, _blas.dsyrk
-    elif dtype == np.float32:
-        gemm, syrk = _blas.sgemm, _blas.ssyrk
-    else:  # pragma: no cover - dtypes are checked at the entry points
-        raise TypeError(f"no BLAS product for dtype {dtype}.")
-    # BLAS is column-major: C-ordered out (n_a x n_b) is Fortran-ordered out.T = b @ a.T, and a C-ordered
-    # matrix x (n x g) is the Fortran-ordered x.T (g x n), so nothing below is copied by f2py.
-    c = out.T
-    if _native(a, dtype) and (sym or _native(b, dtype)):
-        if sym:
-            _blas_out(syrk(alpha, a.T, beta=0.0, c=c, trans=1, lower=0, overwrite_c=1), out)
-        else:
-            _blas_out(gemm(alpha, b.T, a.T, beta=0.0, c=c, trans_a=1, overwrite_c=1), out)
-        return
-    n_a, genes = a.shape
-    n_b = n_a if sym else b.shape[0]
-    width = max(64, SLAB_BYTES // (dtype.itemsize * (n_a + (0 if sym else n_b))))
-    for j0 in range(0, genes, width):
-        j1 = min(genes, j0 + width)
-        beta = 0.0 if j0 == 0 else 1.0
-        sa = work.get("slab_a", (n_a, j1 - j0), dtype)
-        np.copyto(sa, a[:, j0:j1])
-        if sym:
-            _blas_out(syrk(alpha, sa.T, beta=beta, c=c, trans=1, lower=0, overwrite_c=1), out)
-        else:
-            sb = work.get("slab_b", (n_b, j1 - j0), dtype)
-            np.copyto(sb, b[:, j0:j1])
-            _blas_out(gemm(alpha, sb.T, sa.T, beta=beta, c=c, trans_a=1, overwrite_c=1), out)
-
-
-def squared_norms(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``|x_i|^2`` in ``dtype``; rows stored in another dtype are converted a few at a time (in cache), which
-    gives the same numbers as converting the whole matrix first."""
-    dtype = np.dtype(dtype)
-    if x.dtype == dtype:
-        return np.einsum("ij,ij->i", x, x)
-    out = np.empty(x.shape[0], dtype=dtype)
-    step = max(1, 2**20 // (dtype.itemsize * x.shape[1]))
-    buf = np.empty((step, x.shape[1]), dtype=dtype)
-    for r0 in range(0, x.shape[0], step):
-        r1 = min(x.shape[0], r0 + step)
-        rows = buf[: r1 - r0]
-        np.copyto(rows, x[r0:r1])
-        out[r0:r1] = np.einsum("ij,ij->i", rows, rows)
-    return out
-
-
-class Scorer:
-    """Scores (squared Euclidean or L1) between row blocks of ``a`` and all rows of ``b``.
-
-    With ``exclude_self`` (``b is a``), the score of a point with itself is set to ``inf`` (excluded by
-    position, so that a duplicate of it still counts at distance 0). ``dtype`` is the working precision
-    (default ``a.dtype``); ``a`` and ``b`` may be stored in another float dtype (converted as needed, see the
-    module notes). Blocks live in ``work`` and are overwritten by the next block.
-    """
-
-    def __init__(self, a: np.ndarray, b: np.ndarray, metric: str, exclude_self: bool = False,
-                 dtype=None, work: Workspace | None = None) -> None:
-        if exclude_self and b is not a:
-            raise ValueError("exclude_self needs b to be a (one set against itself).")
-        self.a, self.b, self.metric = a, b, check_metric(metric)
-        self.same = bool(exclude_self)
-        self.dtype = np.dtype(a.dtype if dtype is None else dtype)
-        self.work = Workspace() if work is None else work
-        if metric == "euclidean":
-            self.a_sq = self.work.norms(a, self.dtype)
-            self.b_sq = self.work.norms(b, self.dtype)
-            self.b_sq_max = float(self.b_sq.max())
-            self.tol = 2.0 * a.shape[1] * np.finfo(self.dtype).eps
-
-    def _compute(self, rows: slice, cols: slice, symmetric: bool) -> np.ndarray:
-        """Raw block of ``a[rows]`` x ``b[cols]`` (``-2 a.b`` or L1 scores); ``symmetric``: lower triangle only."""
-        out = self.work.get("block", (rows.stop - rows.start, cols.stop - cols.start), self.dtype)
-        if self.metric == "l1":
-            if out.dtype == np.float64:
-                cdist(self.a[rows], self.b[cols], metric="cityblock", out=out)
-            else:
-                out[...] = cdist(self.a[rows], self.b[cols], metric="cityblock")
-        else:
-            products(out, self.a[rows], None if symmetric else self.b[cols], self.dtype, self.work)
+    @cached_property
+    def sq_norms(self) -> torch.Tensor:
+        """``|x_i|^2`` in the working dtype, summed over converted gene slabs."""
+        width = self.slab_width(len(self))
+        out = torch.zeros(len(self), dtype=self.dtype, device=self.x.device)
+        for j in range(0, self.x.shape[1], width):
+            s = self.rows(slice(None), slice(j, j + width))
+            out += torch.einsum("ij,ij->i", s, s)
         return out
 
-    def tiles(self, rows: slice, symmetric: bool = False, cols: slice | None = None
-              ) -> Iterator[tuple[slice, np.ndarray]]:
-        """Finished scores of ``a[rows]`` against ``b[cols]`` (default: all of ``b``), a few rows at a time:
-        ``(rows of a, scores)``.
 
-        The scores are views into the block, finished in place; the caller may overwrite a tile (e.g.
-        partition it) once it has it. ``symmetric`` (all rows of ``a`` against itself, Euclidean): one syrk
-        product, each tile completed from the rows below it before they are finished.
+class Pairwise:
+    """Scores (squared Euclidean or L1) between the rows of ``a`` and those of ``b`` (``b=None``: ``a``
+    against itself, each point's score with itself ``inf``), a few blocks at a time."""
+
+    def __init__(self, a: Points, b: Points | None = None, metric: str = "euclidean") -> None:
+        self.a, self.b, self.same, self.metric = a, a if b is None else b, b is None, check_metric(metric)
+        self.dtype, self.itemsize = a.dtype, a.itemsize
+        if metric == "euclidean":
+            self.tol = 2.0 * a.x.shape[1] * torch.finfo(self.dtype).eps
+
+    def blocks(self, spans: list[Span]) -> list[torch.Tensor]:
+        """The score blocks ``a[rows] x b[cols]`` of ``spans``; each gene slab is converted once for all."""
+        r0, r1 = min(r.start for r, _ in spans), max(r.stop for r, _ in spans)
+        c0, c1 = min(c.start for _, c in spans), max(c.stop for _, c in spans)
+        if self.same:  # one slab of the rows of both sides
+            r0 = c0 = min(r0, c0)
+            r1 = c1 = max(r1, c1)
+        outs = [self._start(rows, cols) for rows, cols in spans]
+        width = self.a.slab_width((r1 - r0) + (0 if self.same else c1 - c0))
+        for j in range(0, self.a.x.shape[1], width):
+            genes = slice(j, j + width)
+            sa = self.a.rows(slice(r0, r1), genes)
+            sb = sa if self.same else self.b.rows(slice(c0, c1), genes)
+            for out, (rows, cols) in zip(outs, spans):
+                x, y = sa[rows.start - r0:rows.stop - r0], sb[cols.start - c0:cols.stop - c0]
+                if self.metric == "euclidean":
+                    out.addmm_(x, y.T, alpha=-2)
+                else:
+                    out += torch.cdist(x, y, p=1)
+        for out, (rows, cols) in zip(outs, spans):
+            self._finish(out, rows, cols)
+        return outs
+
+    def _start(self, rows: slice, cols: slice) -> torch.Tensor:
+        if self.metric == "euclidean":
+            return self.a.sq_norms[rows, None] + self.b.sq_norms[None, cols]
+        return torch.zeros(rows.stop - rows.start, cols.stop - cols.start, dtype=self.dtype, device=self.a.x.device)
+
+    def _finish(self, out: torch.Tensor, rows: slice, cols: slice) -> None:
+        """Exclude each point's score with itself; recompute the scores rounding may dominate (module notes)."""
+        if self.same:
+            i = torch.arange(max(rows.start, cols.start), min(rows.stop, cols.stop), device=out.device)
+            out[i - rows.start, i - cols.start] = torch.inf
+        if self.metric != "euclidean":
+            return
+        a_sq, b_sq = self.a.sq_norms[rows], self.b.sq_norms[cols]
+        # a coarse per-row bound first (no block-sized temporary), then the per-pair bound on those rows
+        near = torch.nonzero(out.amin(1) <= self.tol * (a_sq + b_sq.max())).flatten()
+        i, j = torch.nonzero(out[near] <= self.tol * (a_sq[near, None] + b_sq[None, :]), as_tuple=True)
+        i = near[i]
+        step = max(1, _REFINE_BYTES // (self.itemsize * self.a.x.shape[1]))
+        for s in range(0, len(i), step):
+            ii, jj = i[s:s + step], j[s:s + step]
+            diff = self.a.rows(ii + rows.start) - self.b.rows(jj + cols.start)
+            out[ii, jj] = torch.einsum("ij,ij->i", diff, diff)
+
+    def row_blocks(self, block_bytes: int):
+        """``(rows, scores of a[rows] against all of b)`` for row chunks of at most ``block_bytes``."""
+        n, m = len(self.a), len(self.b)
+        step = chunk_rows(n, m, self.itemsize, block_bytes)
+        for r0 in range(0, n, step):
+            rows = slice(r0, min(n, r0 + step))
+            yield rows, self.blocks([(rows, slice(0, m))])[0]
+
+    def knn(self, k: int, block_bytes: int) -> torch.Tensor:
+        """The ``k`` smallest scores of each row of ``a`` to the rows of ``b``, ascending (``n_a x k``)."""
+        if self.same:
+            return self._knn_self(k, block_bytes)
+        return torch.cat([_smallest(d, k) for _, d in self.row_blocks(block_bytes)])
+
+    def _knn_self(self, k: int, block_bytes: int) -> torch.Tensor:
+        """k-NN of a set against itself, each pair scored once.
+
+        Chunk ``[i0, i1)`` is scored against points ``[i0, n)`` only: its rows take their candidates from that
+        block, and its columns beyond ``i1`` (later points) give those points theirs through the transposed
+        block. ``best`` holds each point's k smallest so far.
         """
-        cols = slice(0, self.b.shape[0]) if cols is None else cols
-        if symmetric and not (self.b is self.a and rows == slice(0, self.a.shape[0]) and cols == rows):
-            raise ValueError("symmetric needs all rows of a set against itself.")
-        symmetric = symmetric and self.metric == "euclidean"
-        out = self._compute(rows, cols, symmetric)
-        n_rows, n_cols = out.shape
-        step = max(1, TILE_BYTES // (n_cols * out.itemsize))
-        upper, upper_n = None, -1
-        for t0 in range(0, n_rows, step):
-            t1 = min(n_rows, t0 + step)
-            tile = out[t0:t1]
-            if symmetric:  # syrk wrote the lower triangle; rows >= t1 are still raw products
-                if t1 < n_cols:
-                    tile[:, t1:] = out[t1:, t0:t1].T
-                diag = tile[:, t0:t1]
-                if t1 - t0 != upper_n:  # the same for every tile but the last
-                    upper, upper_n = np.triu_indices(t1 - t0, 1), t1 - t0
-                diag[upper] = diag.T[upper]
-            grows = slice(rows.start + t0, rows.start + t1)
-            self._finish(tile, grows, cols)
-            yield grows, tile
-
-    def block(self, rows: slice, cols: slice | None = None) -> np.ndarray:
-        """All finished scores of ``a[rows]`` against ``b[cols]`` (a view of the workspace block)."""
-        cols = slice(0, self.b.shape[0]) if cols is None else cols
-        for _ in self.tiles(rows, cols=cols):
-            pass
-        return self.work.get("block", (rows.stop - rows.start, cols.stop - cols.start), self.dtype)
-
-    def full_self(self) -> np.ndarray:
-        """All scores of ``a`` with itself (``b is a``); uses the symmetric BLAS product when Euclidean."""
-        rows = slice(0, self.a.shape[0])
-        for _ in self.tiles(rows, symmetric=self.b is self.a):
-            pass
-        return self.work.get("block", (rows.stop, rows.stop), self.dtype)
-
-    def _finish(self, out: np.ndarray, rows: slice, cols: slice) -> None:
-        """Turn ``-2 a_i . b_j`` (in place) into squared distances and refine tiny ones; exclude self."""
-        if self.same:  # a point and itself: never a neighbour, never refined
-            i = np.arange(max(rows.start, cols.start), min(rows.stop, cols.stop))
-            out[i - rows.start, i - cols.start] = np.inf
-        if self.metric == "l1":
-            return
-        a_sq, b_sq = self.a_sq[rows], self.b_sq[cols]
-        out += a_sq[:, None]
-        out += b_sq[None, :]  # self entries stay inf
-        # coarse per-row bound first (a row minimum, no temporary block), then the exact per-pair bound;
-        # every negative score is below both, so refinement also stands in for clamping at 0
-        row_bound = self.tol * (a_sq + self.b_sq_max)
-        hit = np.flatnonzero(out.min(axis=1) <= row_bound)
-        if not hit.size:
-            return
-        i, j = np.nonzero(out[hit] <= row_bound[hit, None])
-        i = hit[i]
-        keep = out[i, j] <= self.tol * (a_sq[i] + b_sq[j])
-        i, j = i[keep], j[keep]
-        step = max(1, _REFINE_BYTES // (8 * self.a.shape[1]))
-        for start in range(0, i.size, step):
-            ii, jj = i[start:start + step], j[start:start + step]
-            diff = (self.a[ii + rows.start].astype(self.dtype, copy=False)
-                    - self.b[jj + cols.start].astype(self.dtype, copy=False))
-            out[ii, jj] = np.einsum("ij,ij->i", diff, diff)
+        n = len(self.a)
+        step = min(chunk_rows(n, n, self.itemsize, block_bytes), -(-n // SELF_CHUNKS))
+        best = torch.full((n, k), torch.inf, dtype=self.dtype, device=self.a.x.device)
+        for group in _groups([(slice(i, min(n, i + step)), slice(i, n)) for i in range(0, n, step)],
+                             self.itemsize, block_bytes):
+            for (rows, _), d in zip(group, self.blocks(group)):
+                best[rows] = _merge(best[rows], _smallest(d, k), k)
+                if rows.stop < n:
+                    later = d[:, rows.stop - rows.start:]
+                    best[rows.stop:] = _merge(best[rows.stop:], _smallest(later.T, k), k)
+        return best
 
 
-def scores_to_distances(scores: np.ndarray, metric: str) -> np.ndarray:
-    return np.sqrt(scores) if metric == "euclidean" else scores
+def _groups(spans: list[Span], itemsize: int, block_bytes: int) -> list[list[Span]]:
+    """Consecutive spans in groups whose blocks together stay under ``block_bytes`` (at least one each)."""
+    groups, size = [], block_bytes + 1
+    for rows, cols in spans:
+        nbytes = (rows.stop - rows.start) * (cols.stop - cols.start) * itemsize
+        if size + nbytes > block_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append((rows, cols))
+        size += nbytes
+    return groups
 
 
-def _smallest(x: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` smallest entries of each row of ``x`` (any order; all of them when a row is shorter).
-    Partitions ``x`` in place."""
-    if k < x.shape[1]:
-        x.partition(k - 1, axis=1)
-        return x[:, :k]
-    return x
+def _smallest(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``min(k, columns)`` smallest entries of each row of ``x``, ascending."""
+    return torch.topk(x, min(k, x.shape[1]), dim=1, largest=False).values
 
 
-def _merge(best: np.ndarray, cand: np.ndarray, k: int) -> None:
-    """``best`` (rows x k) becomes the k smallest of each row of ``best`` and ``cand`` together."""
-    both = np.concatenate([best, cand], axis=1)
-    best[...] = _smallest(both, k)
+def _merge(best: torch.Tensor, cand: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` smallest of each row of ``best`` and ``cand`` together, ascending."""
+    return _smallest(torch.cat([best, cand], dim=1), k)
 
 
-def _knn_self_chunked(scorer: Scorer, k: int, block_bytes: int, out: np.ndarray) -> None:
-    """k-NN of a set against itself in row chunks, each pair scored once.
-
-    Chunk ``[i0, i1)`` is scored against points ``[i0, n)`` only: its rows take their k smallest from that
-    block and from the columns of earlier chunks, collected in ``best``; its columns beyond ``i1`` (the rows
-    of later chunks) give those rows their candidates from this chunk. Half the products of scoring every
-    chunk against all points.
-    """
-    n = scorer.a.shape[0]
-    itemsize = scorer.dtype.itemsize
-    step = chunk_rows(n, n, itemsize, block_bytes)
-    best = np.full((n, k), np.inf, dtype=scorer.dtype)  # k smallest over the columns of earlier chunks
-    for i0 in range(0, n, step):
-        i1 = min(n, i0 + step)
-        rows = slice(i0, i1)
-        block = scorer.block(rows, cols=slice(i0, n))  # finished: chunk rows x points i0..n
-        # columns of later points: k smallest of each, a few columns at a time (transposed, in cache)
-        width = max(1, TILE_BYTES // ((i1 - i0) * itemsize))
-        for c0 in range(i1, n, width):
-            c1 = min(n, c0 + width)
-            cand = np.ascontiguousarray(block[:, c0 - i0:c1 - i0].T)
-            _merge(best[c0:c1], _smallest(cand, k), k)
-        # rows of the chunk: their block rows (self excluded) and what earlier chunks left in best
-        tile = max(1, TILE_BYTES // ((n - i0) * itemsize))
-        for t0 in range(i0, i1, tile):
-            t1 = min(i1, t0 + tile)
-            _merge(best[t0:t1], _smallest(block[t0 - i0:t1 - i0], k), k)
-            out[t0:t1] = np.sort(best[t0:t1], axis=1)
-
-
-def knn_scores(
-    a: np.ndarray,
-    b: np.ndarray | None,
-    k: int,
-    metric: str = "euclidean",
-    block_bytes: int = DEFAULT_BLOCK_BYTES,
-    *,
-    dtype=None,
-    work: Workspace | None = None,
-) -> np.ndarray:
+def knn_scores(a: np.ndarray, b: np.ndarray | None, k: int, metric: str = "euclidean",
+               block_bytes: int = DEFAULT_BLOCK_BYTES, *, dtype=None,
+               device: str | torch.device = "cpu") -> np.ndarray:
     """The ``k`` smallest scores from each row of ``a`` to the rows of ``b``, ascending (``n_a x k``).
 
-    ``b=None`` means ``a`` against itself, each point's own entry excluded by position (so a duplicate of a
+    ``b=None`` means ``a`` against itself, each point's own entry excluded by position (a duplicate of a
     point counts as a neighbour at distance 0, the point itself does not). ``dtype``: working precision
-    (default ``a.dtype``); ``work``: a :class:`Workspace` to reuse buffers across calls.
+    (default ``a.dtype``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> knn_scores(np.array([[0.0], [1.0], [3.0]]), None, 1)
+    array([[1.],
+           [1.],
+           [4.]])
     """
-    same = b is None
-    b = a if same else b
-    n_other = b.shape[0] - (1 if same else 0)
-    if k < 1 or k > n_other:
-        raise ValueError(f"k={k} nearest neighbours need 1 <= k <= {n_other} (the number of other points).")
-    scorer = Scorer(a, b, metric, exclude_self=same, dtype=dtype, work=work)
-    out = np.empty((a.shape[0], k), dtype=scorer.dtype)
-    itemsize = scorer.dtype.itemsize
-    if same and not self_in_one_block(a.shape[0], itemsize, block_bytes):
-        _knn_self_chunked(scorer, k, block_bytes, out)
-        return out
-    rows_list = [slice(0, a.shape[0])] if same else row_chunks(a.shape[0], b.shape[0], itemsize, block_bytes)
-    for rows in rows_list:
-        for t, tile in scorer.tiles(rows, symmetric=same):
-            out[t] = np.sort(_smallest(tile, k), axis=1)  # partitioned in place: the block is ours
-    return out
+    n_other = len(a) - 1 if b is None else len(b)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_other:
+        raise ValueError(f"k={k!r} nearest neighbours need an int 1 <= k <= {n_other} (the number of other points).")
+    dt = a.dtype if dtype is None else dtype
+    pb = None if b is None else Points(b, dt, device)
+    return Pairwise(Points(a, dt, device), pb, metric).knn(int(k), block_bytes).cpu().numpy()

@@ -5,17 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
-from ._distances import (
-    DEFAULT_BLOCK_BYTES,
-    Scorer,
-    Workspace,
-    block_elements,
-    check_block_bytes,
-    check_metric,
-    knn_scores,
-    row_chunks,
-)
+from ._distances import DEFAULT_BLOCK_BYTES, Pairwise, Points, check_block_bytes, check_device, check_metric
 from ._input import as_matrices
 
 METHODS = ("kynkaanniemi", "prdc")
@@ -33,67 +25,50 @@ def _check_k(k: int, n_real: int, n_synth: int) -> int:
     return int(k)
 
 
-def _radii(x: np.ndarray, k: int, metric: str, block_bytes: int, dtype=None, work: Workspace | None = None
-           ) -> np.ndarray:
-    """Score (squared Euclidean or L1) of each point to its k-th nearest *other* point of its own set.
-
-    Kynkaanniemi's radius is exactly this; Naeem's ``(k+1)``-th smallest distance counting the point itself
-    (distance 0) is the same number, since the point itself is always the smallest entry.
-    """
-    return knn_scores(x, None, k, metric=metric, block_bytes=block_bytes, dtype=dtype, work=work)[:, k - 1]
-
-
 def fidelity_arrays(
     real: np.ndarray, synth: np.ndarray, k: int, metric: str, block_bytes: int = DEFAULT_BLOCK_BYTES,
-    *, dtype=None,
+    *, dtype=None, device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """All k-NN fidelity metrics of two dense matrices in one pass over the real x synthetic distances.
 
-    ``dtype`` is the working precision (default: that of ``real``); the matrices may be stored in another
-    float dtype, e.g. float32 data with float64 work, and are then converted gene slab by gene slab.
+    A point's radius is the score (squared Euclidean or L1) to its k-th nearest *other* point of its own set:
+    Kynkaanniemi's radius, and Naeem's ``(k+1)``-th smallest counting the point itself (the same number).
+    ``dtype`` is the working precision (default: that of ``real``); the matrices may be stored in a narrower
+    float dtype (float32 data, float64 work: converted gene slab by gene slab).
     """
-    dt = np.dtype(real.dtype if dtype is None else dtype)
-    n_real, n_synth = real.shape[0], synth.shape[0]
-    work = Workspace()  # one distance block (and slab buffers) for the three distance sets
-    work.reserve("block", max(block_elements(n_real, n_real, dt.itemsize, block_bytes, same=True),
-                              block_elements(n_synth, n_synth, dt.itemsize, block_bytes, same=True),
-                              block_elements(n_synth, n_real, dt.itemsize, block_bytes, same=False)), dt)
-    r_real = _radii(real, k, metric, block_bytes, dt, work)
-    r_synth = _radii(synth, k, metric, block_bytes, dt, work)
-    prec_le = np.zeros(n_synth, dtype=bool)  # synth point inside some real ball (<=)
-    prec_lt = np.zeros(n_synth, dtype=bool)  # strict (<), Naeem
-    rec_le = np.zeros(n_real, dtype=bool)  # real point inside some synthetic ball (<=)
-    rec_lt = np.zeros(n_real, dtype=bool)
+    dt = real.dtype if dtype is None else np.dtype(dtype)
+    p_real, p_synth = Points(real, dt, device), Points(synth, dt, device)  # each set's norms computed once
+    r_real, r_synth = (Pairwise(p, None, metric).knn(k, block_bytes)[:, k - 1] for p in (p_real, p_synth))
+    prec_le = torch.zeros(len(synth), dtype=torch.bool, device=device)  # synth point inside some real ball (<=)
+    prec_lt = torch.zeros_like(prec_le)  # strict (<), Naeem
+    rec_le = torch.zeros(len(real), dtype=torch.bool, device=device)  # real point inside some synthetic ball
+    rec_lt = torch.zeros_like(rec_le)
     density_count = 0
-    min_to_synth = np.full(n_real, np.inf, dtype=dt)
-    scorer = Scorer(synth, real, metric, dtype=dt, work=work)
-    r_row = r_real[None, :]
-    for rows in row_chunks(n_synth, n_real, dt.itemsize, block_bytes):
-        for t, d in scorer.tiles(rows):  # synth rows x real, a few rows at a time (in cache)
-            inside_lt = d < r_row
-            prec_lt[t] = inside_lt.any(axis=1)
-            density_count += int(np.count_nonzero(inside_lt))
-            prec_le[t] = (d <= r_row).any(axis=1)
-            r_s = r_synth[t, None]
-            rec_le |= (d <= r_s).any(axis=0)
-            rec_lt |= (d < r_s).any(axis=0)
-            np.minimum(min_to_synth, d.min(axis=0), out=min_to_synth)
+    min_to_synth = torch.full_like(r_real, torch.inf)
+    for rows, d in Pairwise(p_synth, p_real, metric).row_blocks(block_bytes):  # synth rows x real
+        inside_lt = d < r_real
+        prec_lt[rows] = inside_lt.any(1)
+        density_count += int(inside_lt.sum())
+        prec_le[rows] = (d <= r_real).any(1)
+        rec_le |= (d <= r_synth[rows, None]).any(0)
+        rec_lt |= (d < r_synth[rows, None]).any(0)
+        torch.minimum(min_to_synth, d.amin(0), out=min_to_synth)
     return {
-        "precision_kynkaanniemi": float(prec_le.mean()),
-        "recall_kynkaanniemi": float(rec_le.mean()),
-        "precision_prdc": float(prec_lt.mean()),
-        "recall_prdc": float(rec_lt.mean()),
-        "density": float(density_count / (k * n_synth)),
-        "coverage": float((min_to_synth < r_real).mean()),
+        "precision_kynkaanniemi": float(prec_le.double().mean()),
+        "recall_kynkaanniemi": float(rec_le.double().mean()),
+        "precision_prdc": float(prec_lt.double().mean()),
+        "recall_prdc": float(rec_lt.double().mean()),
+        "density": float(density_count / (k * len(synth))),
+        "coverage": float((min_to_synth < r_real).double().mean()),
     }
 
 
-def _prepare(real: Any, synth: Any, k: int, metric: str, layer, dtype: str, block_bytes: int):
+def _prepare(real: Any, synth: Any, k: int, metric: str, layer, dtype: str, block_bytes: int, device):
     check_metric(metric)
     check_block_bytes(block_bytes)
-    # float32 data stay float32 here when the work is float64: the products convert them slab by slab
-    r, s = as_matrices(real, synth, names=["real", "synth"], layer=layer, dtype=dtype,
-                       keep_float32=metric == "euclidean")
+    check_device(device)
+    # float32 data stay float32 here when the work is float64: the distances convert them slab by slab
+    r, s = as_matrices(real, synth, names=["real", "synth"], layer=layer, dtype=dtype, keep_float32=True)
     k = _check_k(k, r.shape[0], s.shape[0])
     return r, s, k
 
@@ -107,6 +82,7 @@ def fidelity(
     layer: str | None = None,
     dtype: str = "float64",
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """Precision and recall (both definitions), density and coverage, from one pass over the distances.
 
@@ -121,10 +97,12 @@ def fidelity(
     layer
         Layer of AnnData inputs (default ``X``).
     dtype
-        ``"float64"`` (default; see the accuracy note of :func:`precision_recall`) or ``"float32"`` (about twice
-        as fast, scores with relative error around 1e-7 of the squared norms).
+        ``"float64"`` (default; see the accuracy note of :func:`precision_recall`) or ``"float32"`` (faster,
+        scores with relative error around 1e-7 of the squared norms).
     block_bytes
         Memory of one distance block; the work is chunked so no block is larger.
+    device
+        Torch device of the distance computation (``"cpu"``, ``"cuda"``, ...); the data are moved there whole.
 
     Returns
     -------
@@ -138,8 +116,8 @@ def fidelity(
     >>> gg.metrics.fidelity(x, x, k=3)["coverage"]
     1.0
     """
-    r, s, k = _prepare(real, synth, k, metric, layer, dtype, block_bytes)
-    return fidelity_arrays(r, s, k, metric, block_bytes, dtype=dtype)
+    r, s, k = _prepare(real, synth, k, metric, layer, dtype, block_bytes, device)
+    return fidelity_arrays(r, s, k, metric, block_bytes, dtype=dtype, device=device)
 
 
 def precision_recall(
@@ -152,6 +130,7 @@ def precision_recall(
     layer: str | None = None,
     dtype: str = "float64",
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """Improved precision and recall of synthetic data against real data.
 
@@ -175,15 +154,18 @@ def precision_recall(
     method
         ``"kynkaanniemi"`` or ``"prdc"``.
     metric
-        ``"euclidean"`` (chunked BLAS products) or ``"l1"`` (chunked ``scipy`` city-block distances).
+        ``"euclidean"`` (chunked matrix products) or ``"l1"`` (chunked ``torch.cdist`` city-block distances).
     layer
         Layer of AnnData inputs (default ``X``).
     dtype
         Working precision, ``"float64"`` (default) or ``"float32"``. Euclidean scores are
-        ``|a|^2 + |b|^2 - 2 a.b`` clamped at 0, with absolute error of a few ``eps * (|a|^2 + |b|^2)``; only
-        points that close to a radius can be classified differently from an exact computation.
+        ``|a|^2 + |b|^2 - 2 a.b``, with absolute error of a few ``eps * (|a|^2 + |b|^2)`` (scores that small are
+        recomputed directly, so copies are at distance 0); only points that close to a radius can be
+        classified differently from an exact computation.
     block_bytes
         Memory of one distance block (default 256 MiB); memory use is ``O(n_real + n_synth)`` beyond it.
+    device
+        Torch device of the distance computation (``"cpu"``, ``"cuda"``, ...); the data are moved there whole.
 
     Returns
     -------
@@ -199,8 +181,8 @@ def precision_recall(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-    r, s, k = _prepare(real, synth, k, metric, layer, dtype, block_bytes)
-    out = fidelity_arrays(r, s, k, metric, block_bytes, dtype=dtype)
+    r, s, k = _prepare(real, synth, k, metric, layer, dtype, block_bytes, device)
+    out = fidelity_arrays(r, s, k, metric, block_bytes, dtype=dtype, device=device)
     return {"precision": out[f"precision_{method}"], "recall": out[f"recall_{method}"]}
 
 
@@ -213,6 +195,7 @@ def density_coverage(
     layer: str | None = None,
     dtype: str = "float64",
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """Density and coverage of synthetic data (Naeem et al. 2020).
 
@@ -225,7 +208,7 @@ def density_coverage(
 
     Parameters
     ----------
-    real, synth, k, metric, layer, dtype, block_bytes
+    real, synth, k, metric, layer, dtype, block_bytes, device
         As in :func:`precision_recall`.
 
     Returns
@@ -240,6 +223,6 @@ def density_coverage(
     >>> 0.5 < out["density"] < 1.5
     True
     """
-    r, s, k = _prepare(real, synth, k, metric, layer, dtype, block_bytes)
-    out = fidelity_arrays(r, s, k, metric, block_bytes, dtype=dtype)
+    r, s, k = _prepare(real, synth, k, metric, layer, dtype, block_bytes, device)
+    out = fidelity_arrays(r, s, k, metric, block_bytes, dtype=dtype, device=device)
     return {"density": out["density"], "coverage": out["coverage"]}

@@ -5,36 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
-from ._distances import (
-    DEFAULT_BLOCK_BYTES,
-    Workspace,
-    check_block_bytes,
-    check_metric,
-    knn_scores,
-    scores_to_distances,
-)
+from ._distances import DEFAULT_BLOCK_BYTES, Pairwise, Points, check_block_bytes, check_device, check_metric
 from ._input import as_matrices
 
 
 def privacy_arrays(
     synth: np.ndarray, real_train: np.ndarray, real_test: np.ndarray, metric: str = "euclidean",
-    block_bytes: int = DEFAULT_BLOCK_BYTES, *, dtype=None,
+    block_bytes: int = DEFAULT_BLOCK_BYTES, *, dtype=None, device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """The privacy metrics of dense matrices; ``dtype``: working precision (default: that of ``synth``)."""
     dt = synth.dtype if dtype is None else np.dtype(dtype)
-    work = Workspace()  # one distance block and one set of row norms for the three k-NN searches
+    s, tr, te = (Points(x, dt, device) for x in (synth, real_train, real_test))  # norms once per set
 
-    def knn(a, b, k):
-        return knn_scores(a, b, k, metric, block_bytes, dtype=dt, work=work)
+    def distances(a: Points, b: Points, k: int) -> np.ndarray:
+        scores = Pairwise(a, b, metric).knn(k, block_bytes).cpu().numpy()
+        return np.sqrt(scores) if metric == "euclidean" else scores
 
-    two = scores_to_distances(knn(synth, real_train, 2), metric)
+    two = distances(s, tr, 2)
     d_train = two[:, 0]
-    d_test = scores_to_distances(knn(synth, real_test, 1)[:, 0], metric)
+    d_test = distances(s, te, 1)[:, 0]
     closer = np.where(d_train < d_test, 1.0, np.where(d_train == d_test, 0.5, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         nndr = np.where(two[:, 1] > 0, two[:, 0] / two[:, 1], 0.0)
-    dcr_holdout = scores_to_distances(knn(real_test, real_train, 1)[:, 0], metric)
+    dcr_holdout = distances(te, tr, 1)[:, 0]
     return {
         "closer_to_train": float(closer.mean()),
         "closer_to_train_expected": float(len(real_train) / (len(real_train) + len(real_test))),
@@ -53,6 +48,7 @@ def privacy(
     *,
     layer: str | None = None,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """Memorisation checks on synthetic profiles.
 
@@ -77,6 +73,8 @@ def privacy(
         Layer of AnnData inputs (default ``X``).
     block_bytes
         Memory of one distance block.
+    device
+        Torch device of the distance computation (``"cpu"``, ``"cuda"``, ...).
 
     Returns
     -------
@@ -92,9 +90,10 @@ def privacy(
     """
     check_metric(metric)
     check_block_bytes(block_bytes)
-    # float32 data stay float32 (converted slab by slab in the float64 products)
+    check_device(device)
+    # float32 data stay float32 (converted slab by slab in the float64 distances)
     s, tr, te = as_matrices(synth, real_train, real_test, names=["synth", "real_train", "real_test"], layer=layer,
-                            keep_float32=metric == "euclidean")
+                            keep_float32=True)
     if tr.shape[0] < 2:
         raise ValueError(f"real_train needs at least 2 samples for the distance ratio, got {tr.shape[0]}.")
-    return privacy_arrays(s, tr, te, metric=metric, block_bytes=block_bytes, dtype="float64")
+    return privacy_arrays(s, tr, te, metric=metric, block_bytes=block_bytes, dtype="float64", device=device)
