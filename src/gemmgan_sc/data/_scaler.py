@@ -6,7 +6,7 @@ import numpy as np
 
 
 class ExpressionScaler:
-    """Filter genes that are zero in too many training samples, then z-score with training statistics.
+    """z-score with training statistics (optionally after dropping genes that are zero in too many samples).
 
     Genes with zero variance in the training split get scale 1 and z-score 0; :meth:`inverse_transform` maps
     z-scores back to the user's scale (those genes come back as their training mean).
@@ -14,10 +14,11 @@ class ExpressionScaler:
     Parameters
     ----------
     max_zero_fraction
-        Drop genes that are exactly zero in more than this fraction of training samples (``None`` keeps all).
+        Drop genes that are exactly zero in more than this fraction of training samples (``None``, the default,
+        keeps all: models generate every gene they are given; models saved before 0.2 may carry such a filter).
     """
 
-    def __init__(self, max_zero_fraction: float | None = 0.9) -> None:
+    def __init__(self, max_zero_fraction: float | None = None) -> None:
         if max_zero_fraction is not None and not 0.0 <= max_zero_fraction <= 1.0:
             raise ValueError(f"max_zero_fraction must be in [0, 1] or None, got {max_zero_fraction!r}.")
         self.max_zero_fraction = max_zero_fraction
@@ -34,7 +35,7 @@ class ExpressionScaler:
         if not keep.any():
             raise ValueError(
                 f"Every gene is zero in more than {self.max_zero_fraction:.0%} of the training samples; "
-                "check the expression matrix or pass filter_genes=None."
+                "check the expression matrix."
             )
         self.keep = keep
         self.mean = x_train[:, keep].mean(axis=0).astype(np.float32)
@@ -65,7 +66,7 @@ class ExpressionScaler:
         return {"keep": self.keep.astype(np.uint8), "mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_state(cls, state: dict[str, np.ndarray], max_zero_fraction: float | None) -> "ExpressionScaler":
+    def from_state(cls, state: dict[str, np.ndarray], max_zero_fraction: float | None = None) -> "ExpressionScaler":
         out = cls(max_zero_fraction)
         out.keep = np.asarray(state["keep"]).astype(bool)
         out.mean = np.asarray(state["mean"], dtype=np.float32)

@@ -2,8 +2,9 @@
 
 from ._base import BaseGenerativeModel
 from ._baselines import CVAE, BetaVAE, CondWGANGP, WGANGP
+from ._gaussian import GaussianBaseline
 from ._gemmgan import GeMMGAN
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (GeMMGAN, WGANGP, CondWGANGP, CVAE, BetaVAE)}
+MODEL_CLASSES = {cls.__name__: cls for cls in (GeMMGAN, WGANGP, CondWGANGP, CVAE, BetaVAE, GaussianBaseline)}
 
-__all__ = ["BaseGenerativeModel", "GeMMGAN", "WGANGP", "CondWGANGP", "CVAE", "BetaVAE", "MODEL_CLASSES"]
+__all__ = ["BaseGenerativeModel", "GeMMGAN", "WGANGP", "CondWGANGP", "CVAE", "BetaVAE", "GaussianBaseline", "MODEL_CLASSES"]

@@ -15,9 +15,10 @@ import pandas as pd
 
 from .._settings import logger, settings
 from ..data._registry import SETUP_KEY, AnnDataRegistry, get_expression
-from .._io import atomic_folder, json_safe
+from .._io import atomic_folder, json_safe, synthetic_uns
 from ..data._scaler import ExpressionScaler
-from ..train._checkpoint import read_checkpoint, set_rng_states, write_checkpoint
+from ..train._checkpoint import read_checkpoint, write_checkpoint
+from ._training import TrainConfig, _check_train_args, fit, make_trainer
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -27,14 +28,19 @@ META_FILE = "model.json"
 class BaseGenerativeModel:
     """Base class of the models (scvi-tools anatomy): ``setup_anndata`` -> ``Model(adata)`` -> ``train`` -> ``sample``.
 
-    Subclasses define ``_setup_defaults`` (registry keyword defaults), ``_default_hparams`` and ``_build_networks``
-    (the torch module for ``n_genes`` output genes) and ``_plan_class`` (the Lightning training plan).
+    Subclasses define ``_default_hparams``, ``_build_networks`` (the torch module for ``n_genes`` output genes),
+    ``_make_plan`` (the Lightning training plan) and ``_presets`` (named training settings; ``"default"`` was
+    chosen by the convergence study in ``benchmarks/convergence.py``). ``setup_inputs`` says which conditions
+    ``setup_anndata`` can register (``"text"``, ``"image"``, ``"labels"``) and ``labels_required`` whether
+    labels must be given.
     """
 
-    _setup_defaults: dict[str, Any] = {}
     _default_hparams: dict[str, Any] = {}
-    _train_defaults: dict[str, Any] = {}
+    _presets: dict[str, dict[str, Any]] = {"default": {}}
+    _extra_plan_keys: frozenset[str] = frozenset()
     _requires_condition = True
+    setup_inputs: frozenset[str] = frozenset()
+    labels_required: bool = False
 
     # ----------------------------------------------------------------- setup
     @classmethod
@@ -46,18 +52,7 @@ class BaseGenerativeModel:
 
     # ------------------------------------------------------------------ init
     def __init__(self, adata, **hparams: Any) -> None:
-        if SETUP_KEY not in adata.uns:
-            raise ValueError(
-                f"The AnnData is not set up: call gg.{type(self).__name__}.setup_anndata(adata, ...) first."
-            )
-        setup = dict(adata.uns[SETUP_KEY])
-        owner = setup.pop("model", type(self).__name__)
-        if owner != type(self).__name__:
-            raise ValueError(
-                f"The AnnData was set up for {owner}, not {type(self).__name__}: call "
-                f"gg.{type(self).__name__}.setup_anndata(adata, ...)."
-            )
-        self.registry = AnnDataRegistry.from_uns(setup)
+        self.registry = self._registry_of(adata)
         unknown = set(hparams) - set(self._default_hparams)
         if unknown:
             raise TypeError(
@@ -65,15 +60,28 @@ class BaseGenerativeModel:
             )
         self.hparams = {**self._default_hparams, **hparams}
         self._validate_hparams()
-        self.registry.validate(adata, check_categories=False)
+        self.registry.validate(adata, check_categories=False, require_expression=False)
         self.adata = adata
-        self.scaler = ExpressionScaler(self.hparams.get("filter_genes", 0.9))
+        self.scaler = ExpressionScaler()
         self.networks = None
+        self.calibration = None
         self.split: dict[str, np.ndarray] | None = None
         self._history: list[dict] = []
         self.train_params: dict[str, Any] = {}
         self.is_trained = False
         self.device = None
+
+    @classmethod
+    def _registry_of(cls, adata) -> AnnDataRegistry:
+        if SETUP_KEY not in adata.uns:
+            raise ValueError(f"The AnnData is not set up: call gg.{cls.__name__}.setup_anndata(adata, ...) first.")
+        setup = dict(adata.uns[SETUP_KEY])
+        owner = setup.pop("model", cls.__name__)
+        if owner != cls.__name__:
+            raise ValueError(
+                f"The AnnData was set up for {owner}, not {cls.__name__}: call gg.{cls.__name__}.setup_anndata(adata, ...)."
+            )
+        return AnnDataRegistry.from_uns(setup)
 
     def _validate_hparams(self) -> None:
         """Subclasses check their hyperparameters here."""
@@ -179,10 +187,10 @@ class BaseGenerativeModel:
     def _build_networks(self, n_genes: int):
         raise NotImplementedError
 
-    def _make_plan(self, bank, val_idx, **train_kwargs):
+    def _make_plan(self, bank, train_idx, val_idx, **plan_kwargs):
         raise NotImplementedError
 
-    def _validate_train_kwargs(self, kwargs: dict[str, Any]) -> None:
+    def _validate_plan_kwargs(self, kwargs: dict[str, Any]) -> None:
         """Subclasses check their training arguments here (before anything is built)."""
 
     def _make_split(self, n: int, train_size: float, seed: int | None) -> dict[str, np.ndarray]:
@@ -194,9 +202,14 @@ class BaseGenerativeModel:
 
     def train(
         self,
+        max_steps: int | None = None,
         max_epochs: int | None = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
+        preset: str = "default",
         train_size: float = 0.8,
+        early_stopping: bool | int = True,
+        restore_best: bool = True,
+        calibrate: bool = True,
         accelerator: str = "auto",
         devices: int | str | list = "auto",
         precision: str | int | None = None,
@@ -207,139 +220,99 @@ class BaseGenerativeModel:
         compile: bool = False,
         **kwargs: Any,
     ) -> "BaseGenerativeModel":
-        """Train on the rows of the set-up AnnData (subclasses document their own loss arguments).
+        """Train on the rows of the set-up AnnData; the subclasses document their loss arguments.
 
-        A second call continues training the same networks with the same split and normalisation.
-        With ``checkpoint_dir``, a checkpoint (weights, optimiser and scheduler states, RNG states, history; safetensors
-        + JSON) is written every ``checkpoint_every`` epochs and at the end; ``resume=True`` continues an interrupted
-        run from it, so that the history has ``max_epochs`` epochs in all. ``compile=True`` runs the fusion
-        networks through ``torch.compile`` (checked on the training device first; on failure training stays eager
-        with a warning). It pays on GPUs; on the CPU the fast eager layers were faster (benchmarks/README.md).
-        Returns the model, so ``model.train(...).sample()`` chains.
+        The budget is ``max_steps`` training steps (one batch each: a generator update for the GANs) or
+        ``max_epochs`` passes over the training rows; without either, the preset's budget. Every epoch the
+        Frechet distance between profiles generated for the validation rows and the real ones (PCA space of the
+        training rows) is logged as ``val_frechet``; early stopping (``patience`` epochs without improvement,
+        or ``early_stopping=N`` for N) and restoring the best weights (``restore_best``) watch it. Then, with
+        ``calibrate``, a per-gene affine map of the output is fitted so that profiles generated from the
+        training rows' conditions have the training rows' per-gene mean and sd (z-scored scale; scale clipped to
+        [1/4, 4]): GANs end training with small per-gene mean offsets that a linear classifier adds up over
+        thousands of genes (benchmarks/convergence.py measures with and without). A second call
+        continues training the same networks, split and normalisation. ``checkpoint_dir`` writes a checkpoint
+        (safetensors + JSON) every ``checkpoint_every`` epochs; ``resume=True`` continues an interrupted run
+        from it. ``compile=True`` runs the fusion networks through ``torch.compile`` (it pays on GPUs). Other
+        keyword arguments go to the training plan when it knows them, else to the Lightning ``Trainer``.
+
+        Returns the model, so ``model.train().sample()`` chains.
         """
         import lightning.pytorch as pl
-        import torch
 
-        plan_kwargs = {**self._train_defaults}
-        trainer_kwargs = {}
-        for key, value in kwargs.items():
-            (plan_kwargs if key in self._train_defaults else trainer_kwargs)[key] = value
-        if max_epochs is None:
-            max_epochs = self._default_max_epochs()
-        if not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
-            raise ValueError(f"max_epochs must be a positive int, got {max_epochs!r}.")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-        if resume and checkpoint_dir is None:
-            raise ValueError("resume=True needs checkpoint_dir=... (the folder given to the interrupted run).")
-        if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
-        if not 0.0 < float(train_size) <= 1.0:
-            raise ValueError(f"train_size must be in (0, 1], got {train_size!r}.")
-        if not isinstance(compile, (bool, np.bool_)):
-            raise ValueError(f"compile must be True or False, got {compile!r}.")
-        self._validate_train_kwargs(plan_kwargs)
+        config = TrainConfig.resolve(self, preset, batch_size, kwargs, max_steps, max_epochs, train_size)
+        _check_train_args(train_size, checkpoint_every, compile, resume, checkpoint_dir, early_stopping)
         seed = settings.seed if seed is None else seed
         if seed is not None:
             pl.seed_everything(seed, verbose=False)
         self.registry.validate(self.adata, check_categories=False)
+        resume_state = self._resume(checkpoint_dir) if resume else None
+        if resume and config.remaining(self._history) <= 0:
+            logger.warning("The checkpoint already holds the whole budget: nothing to train.")
+            self.is_trained = True
+            return self
+        self._prepare_split(train_size, seed)
+        plan = self._plan_for(config, seed, resume_state)
+        trainer = make_trainer(self, plan, config, accelerator=accelerator, devices=devices, precision=precision,
+                               early_stopping=early_stopping, restore_best=restore_best,
+                               checkpoint=(checkpoint_dir, checkpoint_every), trainer_kwargs=config.trainer_kwargs)
+        fit(trainer, plan, self._loaders(config.batch_size), resume_state, compile)
+        self.networks = plan.networks.cpu().eval()
+        if calibrate:
+            self._calibrate(seed=seed)
+        self.train_params = config.record(train_size=train_size, seed=seed, accelerator=accelerator,
+                                          precision=precision, compile=compile, calibrate=bool(calibrate))
+        self.is_trained = True
+        return self
 
+    def _prepare_split(self, train_size: float, seed: int | None) -> None:
+        """Split, normalisation and networks on the first call; kept by later calls."""
         n = self.adata.n_obs
-        resume_state = None
-        if resume:
-            found = read_checkpoint(checkpoint_dir)
-            if found is None:
-                logger.warning("No checkpoint in %s: training from the start.", checkpoint_dir)
-            else:
-                resume_state = self._restore_checkpoint(*found)
-                max_epochs = int(max_epochs) - len(self._history)
-                if max_epochs <= 0:
-                    logger.warning("The checkpoint already has %d epochs: nothing to train.", len(self._history))
-                    self.networks.cpu().eval()
-                    self.is_trained = True
-                    return self
         if self.split is None:
             self.split = self._make_split(n, train_size, seed)
             self.scaler.fit(self._expression(self.adata)[self.split["train"]])
             self.networks = self._build_networks(int(self.scaler.keep.sum()))
         elif abs(len(self.split["train"]) / n - train_size) > 1.0 / n:
             logger.warning("Continuing training on the existing split; train_size=%s is ignored.", train_size)
+
+    def _plan_for(self, config: "TrainConfig", seed: int | None, resume_state: dict | None):
+        import torch
+
+        bank = self._make_bank(self.adata, with_expression=True)
+        train_idx, val_idx = (torch.as_tensor(self.split[k], dtype=torch.long) for k in ("train", "validation"))
         self.networks.train()
+        plan = self._make_plan(bank, train_idx, val_idx, **config.plan_kwargs)
+        plan.seed, plan.resume_state = seed, resume_state
+        return plan
+
+    def _loaders(self, batch_size: int):
+        """Shuffled batches of training rows, and the validation rows (in order) when there are any."""
+        import torch
+
         train_idx = torch.as_tensor(self.split["train"], dtype=torch.long)
         val_idx = torch.as_tensor(self.split["validation"], dtype=torch.long)
-        bank = self._make_bank(self.adata, with_expression=True)
-        plan = self._make_plan(bank, val_idx, **plan_kwargs)
-        plan.history = self._history
-        plan.resume_state = resume_state
-        plan.seed = seed
-        plan.compile_networks = bool(compile)
-        if checkpoint_dir is not None:
-            total = len(self._history) + int(max_epochs)
-
-            def save_checkpoint(p, every=int(checkpoint_every)):
-                done = len(self._history)
-                if done % every == 0 or done == total:
-                    self._write_checkpoint(checkpoint_dir, p, plan_kwargs, batch_size)
-
-            plan.epoch_end_hook = save_checkpoint
-        epoch0 = len(self._history)
-
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(train_idx), batch_size=int(batch_size), shuffle=True,
+        train = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(train_idx), batch_size=batch_size, shuffle=True,
             drop_last=len(train_idx) > batch_size and len(train_idx) % batch_size == 1,
         )
-        for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        trainer_args = dict(
-            max_epochs=int(max_epochs), accelerator=accelerator, devices=devices, logger=False,
-            enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=settings.progress_bar,
-            num_sanity_val_steps=0, limit_val_batches=0,
-        )
-        if seed is not None:
-            trainer_args["deterministic"] = "warn"  # deterministic kernels where they exist, never an error
-        if precision is not None:
-            trainer_args["precision"] = precision
-        trainer_args.update(trainer_kwargs)
-        trainer_args["strategy"] = _ddp_strategy(trainer_args.get("strategy", "auto"), devices)
-        trainer = pl.Trainer(**trainer_args)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*number of training batches.*")
-            warnings.filterwarnings("ignore", message=".*You defined a `validation_step`.*")
-            if resume_state is not None:
-                set_rng_states(resume_state["rng"])  # after seeding, before the first shuffle
-            # deterministic mode would also fill every new tensor (11 % of a CPU step); results do not depend on it
-            fill = torch.utils.deterministic.fill_uninitialized_memory
-            torch.utils.deterministic.fill_uninitialized_memory = False
-            try:
-                trainer.fit(plan, train_dataloaders=loader)
-            finally:
-                torch.utils.deterministic.fill_uninitialized_memory = fill
-        self.global_rank = int(trainer.global_rank)
-        for i, row in enumerate(self._history[epoch0:]):
-            row["epoch"] = epoch0 + i
-        self.networks = plan.networks.cpu()
-        self.networks.eval()
-        self.train_params = {
-            "max_epochs": int(max_epochs), "batch_size": int(batch_size), "train_size": float(train_size),
-            "seed": seed, "accelerator": str(accelerator), "precision": None if precision is None else str(precision),
-            "compile": bool(compile),
-            **{k: v for k, v in plan_kwargs.items()},
-        }
-        self.is_trained = True
-        return self
+        val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(val_idx), batch_size=1024)
+        return train, (val if len(val_idx) > 1 else None)
 
-    def _default_max_epochs(self) -> int:
-        return 500
+    def _resume(self, checkpoint_dir) -> dict | None:
+        found = read_checkpoint(checkpoint_dir)
+        if found is None:
+            logger.warning("No checkpoint in %s: training from the start.", checkpoint_dir)
+            return None
+        return self._restore_checkpoint(*found)
 
-    def _write_checkpoint(self, folder, plan, plan_kwargs: dict, batch_size: int) -> None:
+    def _write_checkpoint(self, folder, plan) -> None:
         state = {
             "networks": plan.networks.state_dict(),
             "scaler": {k: torch_tensor(v) for k, v in self.scaler.state().items()},
             "train": plan.training_state(),
         }
         meta = self._meta()
-        meta["checkpoint"] = {"epochs_done": len(self._history), "plan_kwargs": plan_kwargs, "batch_size": int(batch_size)}
+        meta["checkpoint"] = {"epochs_done": len(self._history)}
         write_checkpoint(folder, state, json_safe(meta))
 
     def _restore_checkpoint(self, state: dict, meta: dict) -> dict:
@@ -354,8 +327,7 @@ class BaseGenerativeModel:
             raise ValueError(
                 f"The checkpoint was written with other hyperparameters ({saved}) than this model's ({current})."
             )
-        self.scaler = ExpressionScaler.from_state({k: v.numpy() for k, v in state["scaler"].items()},
-                                                  self.hparams.get("filter_genes", 0.9))
+        self.scaler = ExpressionScaler.from_state({k: v.numpy() for k, v in state["scaler"].items()})
         self.networks = self._build_networks(int(self.scaler.keep.sum()))
         self.networks.load_state_dict(state["networks"])
         self.split = {k: np.asarray(v, dtype=np.int64) for k, v in meta["split"].items()}
@@ -404,7 +376,18 @@ class BaseGenerativeModel:
                 z = torch.randn(len(chunk), net.n_latent, generator=gen, device=device)
                 out.append(net.generate(cond, z).float().cpu().numpy())
         self.networks.cpu()
-        return np.concatenate(out, axis=0) if out else np.zeros((0, len(self.var_names)), np.float32)
+        z = np.concatenate(out, axis=0) if out else np.zeros((0, len(self.var_names)), np.float32)
+        return z if self.calibration is None else self.calibration.apply(z)
+
+    def _calibrate(self, n_draws: int = 8192, seed: int | None = 0) -> None:
+        """Fit the per-gene output calibration on profiles generated from the training rows' conditions."""
+        from ._calibration import OutputCalibration
+
+        self.calibration = None
+        rows = np.resize(self.split["train"], max(int(n_draws), len(self.split["train"])))
+        z = self._generate(self._make_bank(self.adata, with_expression=False), rows, seed, 1024, "cpu")
+        real = self.scaler.transform(self._expression(self.adata)[self.split["train"]])
+        self.calibration = OutputCalibration.fit(z, real)
 
     def sample(
         self,
@@ -466,7 +449,7 @@ class BaseGenerativeModel:
         obs["synthetic"] = True
         var = pd.DataFrame(index=self.var_names.copy())
         out = ad.AnnData(X=x.astype(np.float32), obs=obs, var=var)
-        out.uns["gemmgan_synthetic"] = {"model": type(self).__name__, "n_samples_per_row": int(n_samples)}
+        out.uns["gemmgan_synthetic"] = synthetic_uns(type(self).__name__, out.n_obs, int(n_samples))
         return out
 
     # ------------------------------------------------------------ save / load
@@ -502,6 +485,8 @@ class BaseGenerativeModel:
         with atomic_folder(target) as tmp:
             tensors = {f"net.{k}": v.detach().cpu().contiguous().numpy() for k, v in self.networks.state_dict().items()}
             tensors.update({f"scaler.{k}": v for k, v in self.scaler.state().items()})
+            if self.calibration is not None:
+                tensors.update({f"calibration.{k}": v for k, v in self.calibration.state().items()})
             save_file(tensors, str(tmp / WEIGHTS_FILE))
             with open(tmp / META_FILE, "w") as fh:
                 json.dump(json_safe(self._meta()), fh, indent=1)
@@ -511,106 +496,117 @@ class BaseGenerativeModel:
 
     @classmethod
     def load(cls, dir_path: str | os.PathLike, adata=None, device: str | None = None):
-        """Load a saved model; ``adata`` (default: the saved ``adata.h5ad``) is validated against the registry."""
-        import torch
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+        """Load a saved model: rebuilt through ``__init__`` with the saved hyperparameters, after replaying the
+        saved setup on ``adata`` (default: the saved ``adata.h5ad``), which is validated against it.
 
+        Examples
+        --------
+        >>> model = gg.GeMMGAN.load("my_model", adata=adata)  # doctest: +SKIP
+        """
         folder = Path(dir_path).expanduser()
-        meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
-        for path in (meta_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"{str(path)!r} is missing: {str(folder)!r} is not a saved gemmgan-sc model.")
-        extra = sorted(p.name for p in folder.iterdir() if p.suffix in {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin"})
-        if extra:
-            raise ValueError(
-                f"{str(folder)!r} contains {extra}: saved models are safetensors + JSON only, so these files were added "
-                "by someone else. Refusing to load; remove them if you trust the folder."
-            )
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{str(meta_path)!r} is not valid JSON: {err}") from err
-        for key in ("model", "hparams", "registry", "var_names", "split"):
-            if key not in meta:
-                raise ValueError(f"{str(meta_path)!r} has no {key!r} entry: the folder is damaged.")
+        meta, tensors = _read_saved(folder)
         if meta["model"] != cls.__name__:
-            if cls is BaseGenerativeModel:
-                from . import MODEL_CLASSES
-
-                if meta["model"] not in MODEL_CLASSES:
-                    raise ValueError(f"Unknown model class {meta['model']!r} in {str(meta_path)!r}.")
-                cls = MODEL_CLASSES[meta["model"]]
-            else:
+            if cls is not BaseGenerativeModel:
                 raise ValueError(f"{str(folder)!r} holds a {meta['model']}, not a {cls.__name__}: use gg.{meta['model']}.load.")
-        try:
-            tensors = load_file(str(weights_path))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ValueError(f"{str(weights_path)!r} is not a valid safetensors file: {err}") from err
+            from . import MODEL_CLASSES
 
-        if adata is None:
-            h5 = folder / "adata.h5ad"
-            if not h5.is_file():
-                raise ValueError(f"Pass adata=...: {str(folder)!r} was saved without its AnnData (save_anndata=False).")
-            import anndata as ad
-
-            adata = ad.read_h5ad(h5)
+            if meta["model"] not in MODEL_CLASSES:
+                raise ValueError(f"Unknown model class {meta['model']!r} in {str(folder / META_FILE)!r}.")
+            cls = MODEL_CLASSES[meta["model"]]
+        adata = _saved_anndata(folder) if adata is None else adata
         var_names = pd.Index(meta["var_names"])
         _check_var_names(pd.Index(adata.var_names), var_names, "the saved model")
         registry = AnnDataRegistry.from_dict(meta["registry"])
-        model = cls.__new__(cls)
-        model.registry = registry
-        model.hparams = {**cls._default_hparams, **meta["hparams"]}
-        model._validate_hparams()
         registry.validate(adata, require_expression=False)
-        model.adata = adata
+        adata.uns[SETUP_KEY] = {"model": cls.__name__, **registry.to_uns()}  # replay the setup
+        hparams = {k: v for k, v in meta["hparams"].items() if k not in _RETIRED_HPARAMS}
+        model = cls(adata, **hparams)
         model._saved_var_names = var_names
+        model._load_state(tensors, meta, folder / WEIGHTS_FILE)
+        model.device = None if device is None else str(settings.resolve_device(device))
+        return model
+
+    def _load_state(self, tensors: dict[str, np.ndarray], meta: dict, weights_path: Path) -> None:
+        """Normalisation, weights, split and history of a saved model."""
+        import torch
+
+        from ..nn import upgrade_state_dict
+
         scaler_state = {k[len("scaler."):]: v for k, v in tensors.items() if k.startswith("scaler.")}
         try:
-            model.scaler = ExpressionScaler.from_state(scaler_state, model.hparams.get("filter_genes", 0.9))
+            self.scaler = ExpressionScaler.from_state(scaler_state)
         except (KeyError, ValueError) as err:
             raise ValueError(f"Normalisation statistics in {str(weights_path)!r} are missing or damaged: {err}") from err
-        if len(model.scaler.keep) != len(var_names):
-            raise ValueError(f"The gene filter in {str(weights_path)!r} has {len(model.scaler.keep)} entries for {len(var_names)} genes.")
-        model.networks = model._build_networks(int(model.scaler.keep.sum()))
-        state = {k[len("net."):]: torch.from_numpy(v.copy()) for k, v in tensors.items() if k.startswith("net.")}
-        expected = model.networks.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
+        if len(self.scaler.keep) != len(self._saved_var_names):
+            raise ValueError(f"The gene filter in {str(weights_path)!r} has {len(self.scaler.keep)} entries for "
+                             f"{len(self._saved_var_names)} genes.")
+        self.split = {k: np.asarray(v, dtype=np.int64) for k, v in meta["split"].items()}
+        self.networks = self._build_networks(int(self.scaler.keep.sum()))
+        state = upgrade_state_dict({k[len("net."):]: torch.from_numpy(v.copy()) for k, v in tensors.items()
+                                    if k.startswith("net.")})
+        expected = self.networks.state_dict()
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
         if missing or unexpected or wrong:
             raise ValueError(
                 f"The weights in {str(weights_path)!r} do not fit the saved hyperparameters: missing {missing[:5]}, "
                 f"unexpected {unexpected[:5]}, wrong shapes {wrong[:5]}. The folder was modified or is damaged."
             )
-        model.networks.load_state_dict(state)
-        model.networks.eval()
-        n = len(meta["split"].get("train", [])) + len(meta["split"].get("validation", []))
-        model.split = {k: np.asarray(v, dtype=np.int64) for k, v in meta["split"].items()}
-        if adata.n_obs != n:
-            logger.warning(
-                "The AnnData has %d rows but the model was trained on %d; model.split refers to the training AnnData.",
-                adata.n_obs, n,
-            )
-        model._history = list(meta.get("history", []))
-        model.train_params = dict(meta.get("train_params", {}))
-        model.is_trained = True
-        model.device = None if device is None else str(settings.resolve_device(device))
-        return model
+        self.networks.load_state_dict(state)
+        self.networks.eval()
+        from ._calibration import OutputCalibration
+
+        self.calibration = OutputCalibration.from_state(
+            {k[len("calibration."):]: v for k, v in tensors.items() if k.startswith("calibration.")})
+        n = sum(len(v) for v in self.split.values())
+        if self.adata.n_obs != n:
+            logger.warning("The AnnData has %d rows but the model was trained on %d; model.split refers to the "
+                           "training AnnData.", self.adata.n_obs, n)
+        self._history = list(meta.get("history", []))
+        self.train_params = dict(meta.get("train_params", {}))
+        self.is_trained = True
 
 
-_DDP_START = {"ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
+#: hyperparameters of earlier versions that the models no longer take (their effect lives in the saved state)
+_RETIRED_HPARAMS = ("filter_genes",)
 
 
-def _ddp_strategy(strategy, devices):
-    """DDP with unused-parameter detection: each backward of the critic/generator loop touches one network only."""
-    if isinstance(strategy, str) and (
-        strategy in _DDP_START or (strategy == "auto" and isinstance(devices, int) and devices > 1)
-    ):
-        from lightning.pytorch.strategies import DDPStrategy
+def _read_saved(folder: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON and the tensors of a saved-model folder, checked for damage and foreign files."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
 
-        return DDPStrategy(find_unused_parameters=True, start_method=_DDP_START.get(strategy, "popen"))
-    return strategy
+    meta_path, weights_path = folder / META_FILE, folder / WEIGHTS_FILE
+    for path in (meta_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{str(path)!r} is missing: {str(folder)!r} is not a saved gemmgan-sc model.")
+    extra = sorted(p.name for p in folder.iterdir() if p.suffix in {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin"})
+    if extra:
+        raise ValueError(
+            f"{str(folder)!r} contains {extra}: saved models are safetensors + JSON only, so these files were added "
+            "by someone else. Refusing to load; remove them if you trust the folder."
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{str(meta_path)!r} is not valid JSON: {err}") from err
+    for key in ("model", "hparams", "registry", "var_names", "split"):
+        if key not in meta:
+            raise ValueError(f"{str(meta_path)!r} has no {key!r} entry: the folder is damaged.")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{str(weights_path)!r} is not a valid safetensors file: {err}") from err
+    return meta, tensors
+
+
+def _saved_anndata(folder: Path):
+    h5 = folder / "adata.h5ad"
+    if not h5.is_file():
+        raise ValueError(f"Pass adata=...: {str(folder)!r} was saved without its AnnData (save_anndata=False).")
+    import anndata as ad
+
+    return ad.read_h5ad(h5)
 
 
 def _check_var_names(names: pd.Index, expected: pd.Index, what: str) -> None:

@@ -8,16 +8,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._io import synthetic_uns
 from .._settings import settings
 from ..nn import VAE, Critic, Generator, LabelEmbedding
 from ._base import BaseGenerativeModel
-from ._wgan_base import WGANGPModelMixin
+from ._wgan_base import WGANGPModel, _check_optimizer
 
 
-class _ExpressionOnlySetup:
+class ExpressionSetup:
     """``setup_anndata(adata, layer=None, labels_keys=None)`` for models that read expression and labels only."""
 
-    _needs_labels = False
+    setup_inputs = frozenset({"labels"})
 
     @classmethod
     def setup_anndata(
@@ -29,13 +30,13 @@ class _ExpressionOnlySetup:
         --------
         >>> gg.CondWGANGP.setup_anndata(adata, labels_keys=["disease_type"])  # doctest: +SKIP
         """
-        if cls._needs_labels and not labels_keys:
+        if cls.labels_required and not labels_keys:
             raise ValueError(f"{cls.__name__} is conditioned on labels: pass labels_keys=[...] (obs columns).")
         cls._setup(adata, layer=layer, text_key=None, patch_store=None, labels_keys=labels_keys,
                    expression_scale=expression_scale, use_text=False)
 
 
-class _UnconditionalSampling:
+class UnconditionalSampler:
     """``sample(n_samples=N, seed=...)``: N profiles (default: the number of training rows)."""
 
     _requires_condition = False
@@ -88,14 +89,14 @@ class _UnconditionalSampling:
         obs = pd.DataFrame({"synthetic": True}, index=[f"synth{i}" for i in range(n)])
         out = ad.AnnData(self.scaler.inverse_transform(z).astype(np.float32), obs=obs,
                          var=pd.DataFrame(index=self.var_names.copy()))
-        out.uns["gemmgan_synthetic"] = {"model": type(self).__name__, "n_samples": int(n)}
+        out.uns["gemmgan_synthetic"] = synthetic_uns(type(self).__name__, int(n))
         return out
 
 
-class _LabelSampling:
+class LabelSampler:
     """Sampling from the labels of given rows (default: the training rows) or from label counts."""
 
-    _needs_labels = True
+    labels_required = True
     _requires_condition = False
 
     def _uses(self, modality: str) -> bool:
@@ -181,7 +182,7 @@ def _check_hidden(hp: dict) -> None:
         raise ValueError(f"n_latent must be a positive int, got {hp['n_latent']!r}.")
 
 
-class WGANGP(_UnconditionalSampling, _ExpressionOnlySetup, WGANGPModelMixin):
+class WGANGP(UnconditionalSampler, ExpressionSetup, WGANGPModel):
     """Unconditional WGAN-GP (the paper's Table 1 baseline), trained exactly like :class:`GeMMGAN`.
 
     Examples
@@ -190,7 +191,7 @@ class WGANGP(_UnconditionalSampling, _ExpressionOnlySetup, WGANGPModelMixin):
     >>> synth = gg.WGANGP(adata).train(max_epochs=500).sample(n_samples=1000)  # doctest: +SKIP
     """
 
-    _default_hparams: dict[str, Any] = {"n_latent": 256, "hidden": (256, 256), "filter_genes": 0.9}
+    _default_hparams: dict[str, Any] = {"n_latent": 256, "hidden": (256, 256)}
 
     def _validate_hparams(self) -> None:
         _check_hidden(self.hparams)
@@ -202,7 +203,7 @@ class WGANGP(_UnconditionalSampling, _ExpressionOnlySetup, WGANGPModelMixin):
         return WGANGPNetworks(Generator(hp["n_latent"], 0, n_genes, hp["hidden"]), Critic(n_genes, 0, hp["hidden"]))
 
 
-class CondWGANGP(_LabelSampling, _ExpressionOnlySetup, WGANGPModelMixin):
+class CondWGANGP(LabelSampler, ExpressionSetup, WGANGPModel):
     """WGAN-GP conditioned on categorical labels through learned embeddings (the paper's competitor).
 
     Examples
@@ -211,7 +212,7 @@ class CondWGANGP(_LabelSampling, _ExpressionOnlySetup, WGANGPModelMixin):
     >>> model = gg.CondWGANGP(adata).train(max_epochs=500)  # doctest: +SKIP
     """
 
-    _default_hparams: dict[str, Any] = {"n_latent": 256, "hidden": (256, 256), "embedding_dim": 32, "filter_genes": 0.9}
+    _default_hparams: dict[str, Any] = {"n_latent": 256, "hidden": (256, 256), "embedding_dim": 32}
 
     def _validate_hparams(self) -> None:
         _check_hidden(self.hparams)
@@ -231,40 +232,44 @@ class CondWGANGP(_LabelSampling, _ExpressionOnlySetup, WGANGPModelMixin):
         )
 
 
-class _VAEModel(BaseGenerativeModel):
-    """VAE training on the shared base."""
+class VAEModel(BaseGenerativeModel):
+    """Base of the VAE models: reconstruction + beta KL, Adam; presets ``"default"`` (the convergence study's)
+    and ``"paper"`` (300 epochs, lr 1e-3)."""
 
-    _train_defaults: dict[str, Any] = {"optimizer": "adam", "lr": 1e-3, "lr_halving_every": None}
+    _presets: dict[str, dict[str, Any]] = {
+        "default": {"batch_size": 64, "max_steps": 3000, "max_epochs": None, "patience": 30, "optimizer": "adam",
+                    "lr": 1e-3, "betas": (0.9, 0.999), "lr_halving_every": None},
+        "paper": {"max_epochs": 300, "max_steps": None},
+    }
 
-    def _default_max_epochs(self) -> int:
-        return 300
+    def _validate_plan_kwargs(self, kwargs: dict[str, Any]) -> None:
+        _check_optimizer(kwargs)
 
-    def _validate_train_kwargs(self, kwargs: dict[str, Any]) -> None:
-        from ..train._wgan import OPTIMIZERS
-
-        if str(kwargs["optimizer"]).lower() not in OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer {kwargs['optimizer']!r}; choose one of {OPTIMIZERS}.")
-        if not float(kwargs["lr"]) > 0:
-            raise ValueError(f"lr must be > 0, got {kwargs['lr']!r}.")
-
-    def _make_plan(self, bank, val_idx, **kwargs):
+    def _make_plan(self, bank, train_idx, val_idx, **kwargs):
         from ..train._vae import VAEPlan
 
-        return VAEPlan(self.networks, bank, val_idx, beta=self.hparams["beta"], **kwargs)
+        return VAEPlan(self.networks, bank, train_idx, val_idx, beta=self.hparams["beta"], **kwargs)
 
     def _validate_hparams(self) -> None:
         _check_hidden(self.hparams)
         if not float(self.hparams["beta"]) >= 0:
             raise ValueError(f"beta must be >= 0, got {self.hparams['beta']!r}.")
 
-    def train(self, max_epochs: int | None = None, batch_size: int = 64, **kwargs: Any):
-        """Train the VAE (Adam, lr 1e-3 by default; ``optimizer``, ``lr``, ``lr_halving_every`` and the shared
-        ``train_size``, ``accelerator``, ``devices``, ``precision``, ``seed`` arguments as in :meth:`GeMMGAN.train`).
+    def train(self, max_steps: int | None = None, max_epochs: int | None = None, batch_size: int | None = None,
+              preset: str = "default", **kwargs: Any):
+        """Train the VAE: ``max_steps`` optimiser steps (default 3,000, early stopping on the validation Frechet
+        distance) or ``max_epochs``; ``optimizer``, ``lr`` (1e-3), ``betas``, ``lr_halving_every`` and the shared
+        arguments of :meth:`BaseGenerativeModel.train`.
+
+        Examples
+        --------
+        >>> model.train(max_steps=2000, seed=0)  # doctest: +SKIP
         """
-        return super().train(max_epochs=max_epochs, batch_size=batch_size, **kwargs)
+        return super().train(max_steps=max_steps, max_epochs=max_epochs, batch_size=batch_size, preset=preset,
+                             **kwargs)
 
 
-class CVAE(_LabelSampling, _ExpressionOnlySetup, _VAEModel):
+class CVAE(LabelSampler, ExpressionSetup, VAEModel):
     """Conditional VAE on categorical labels (learned embeddings concatenated to encoder and decoder inputs).
 
     Examples
@@ -273,8 +278,7 @@ class CVAE(_LabelSampling, _ExpressionOnlySetup, _VAEModel):
     >>> synth = gg.CVAE(adata).train(max_epochs=300).sample(seed=0)  # doctest: +SKIP
     """
 
-    _default_hparams: dict[str, Any] = {"n_latent": 64, "hidden": (256, 256), "embedding_dim": 32, "beta": 1.0,
-                                        "filter_genes": 0.9}
+    _default_hparams: dict[str, Any] = {"n_latent": 64, "hidden": (256, 256), "embedding_dim": 32, "beta": 1.0}
 
     def _build_networks(self, n_genes: int):
         cards = [len(self.registry.categories[k]) for k in self.registry.labels_keys]
@@ -282,7 +286,7 @@ class CVAE(_LabelSampling, _ExpressionOnlySetup, _VAEModel):
         return VAE(n_genes, hp["n_latent"], hp["hidden"], LabelEmbedding(cards, hp["embedding_dim"]))
 
 
-class BetaVAE(_UnconditionalSampling, _ExpressionOnlySetup, _VAEModel):
+class BetaVAE(UnconditionalSampler, ExpressionSetup, VAEModel):
     """The expression beta-VAE of RNA-GAN (Carrillo-Perez et al. 2023): MLP with batch norm and LeakyReLU, beta 0.005.
 
     Examples
@@ -291,7 +295,7 @@ class BetaVAE(_UnconditionalSampling, _ExpressionOnlySetup, _VAEModel):
     >>> synth = gg.BetaVAE(adata, n_latent=200).train(max_epochs=300).sample(n_samples=500)  # doctest: +SKIP
     """
 
-    _default_hparams: dict[str, Any] = {"n_latent": 200, "hidden": (1024, 512), "beta": 0.005, "filter_genes": 0.9}
+    _default_hparams: dict[str, Any] = {"n_latent": 200, "hidden": (1024, 512), "beta": 0.005}
 
     def _build_networks(self, n_genes: int):
         hp = self.hparams

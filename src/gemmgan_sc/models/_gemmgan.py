@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..nn import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, Critic, Generator, resolve_conditioning
-from ._wgan_base import WGANGPModelMixin
+from ._wgan_base import WGANGPModel
 
 
-class GeMMGAN(WGANGPModelMixin):
+class GeMMGAN(WGANGPModel):
     """GeMM-GAN (Panaccione, Sgaravatti, Pinoli, ICIAP 2025) on AnnData.
 
     A WGAN-GP whose generator and critic each fuse the patch embeddings of a whole-slide image and the token
@@ -37,8 +37,6 @@ class GeMMGAN(WGANGPModelMixin):
         attention, as the authors' public code).
     n_heads, n_layers, d_ff, dropout
         Transformer and attention sizes (paper: 4, 2, 512, 0.1).
-    filter_genes
-        Drop genes that are zero in more than this fraction of training samples (None keeps all genes).
 
     Examples
     --------
@@ -60,8 +58,8 @@ class GeMMGAN(WGANGPModelMixin):
         "n_layers": 2,
         "d_ff": 512,
         "dropout": 0.1,
-        "filter_genes": 0.9,
     }
+    setup_inputs = frozenset({"text", "image", "labels"})
 
     @classmethod
     def setup_anndata(

@@ -1,4 +1,4 @@
-"""What every WGAN-GP model shares: the training arguments and the Lightning plan."""
+"""What every WGAN-GP model shares: its training presets and its Lightning plan."""
 
 from __future__ import annotations
 
@@ -6,70 +6,81 @@ from typing import Any
 
 from ._base import BaseGenerativeModel
 
+#: the authors' public code: RMSprop 5e-4 for both networks, halved every 100 epochs, gradient-norm clipping
+_AUTHORS = {"optimizer": "rmsprop", "lr": 5e-4, "lr_halving_every_epochs": 100, "clip_critic": 10.0,
+            "clip_generator": 2.0, "max_epochs": 500, "max_steps": None}
 
-class WGANGPModelMixin(BaseGenerativeModel):
-    """WGAN-GP training on the shared base: critic/generator loop with gradient penalty (authors' defaults)."""
 
-    _train_defaults: dict[str, Any] = {
-        "n_critic": 5,
-        "lambda_gp": 10.0,
-        "optimizer": "rmsprop",
-        "lr": 5e-4,
-        "lr_halving_every": 100,
-        "clip_critic": 10.0,
-        "clip_generator": 2.0,
+class WGANGPModel(BaseGenerativeModel):
+    """Base of the WGAN-GP models (GeMM-GAN and its baselines): critic/generator loop with gradient penalty.
+
+    Presets (``train(preset=...)``): ``"default"`` (chosen by the convergence study, docs/performance.md),
+    ``"paper"`` (batch 64, 500 epochs, 5 critic steps, the authors' optimiser) and ``"authors_code"`` (the
+    authors' public code: batch 8, RMSprop 5e-4 halved every 100 epochs, clipping 10 / 2, 500 epochs).
+    """
+
+    _presets: dict[str, dict[str, Any]] = {
+        "default": {"batch_size": 64, "max_steps": 3000, "max_epochs": None, "patience": 30, "n_critic": 5,
+                    "lambda_gp": 10.0, "optimizer": "adam", "lr": 1e-4, "betas": (0.5, 0.9),
+                    "lr_halving_every": None, "clip_critic": None, "clip_generator": None},
+        "paper": {"batch_size": 64, **_AUTHORS},
+        "authors_code": {"batch_size": 8, **_AUTHORS},
     }
 
-    def _make_plan(self, bank, val_idx, **kwargs):
+    def _make_plan(self, bank, train_idx, val_idx, **kwargs):
         from ..train._wgan import WGANGPPlan
 
-        return WGANGPPlan(self.networks, bank, val_idx, **kwargs)
+        return WGANGPPlan(self.networks, bank, train_idx, val_idx, **kwargs)
 
-    def _validate_train_kwargs(self, kwargs: dict[str, Any]) -> None:
-        from ..train._wgan import OPTIMIZERS
+    def _validate_plan_kwargs(self, kwargs: dict[str, Any]) -> None:
+        _check_optimizer(kwargs)
+        if isinstance(kwargs["n_critic"], bool) or not isinstance(kwargs["n_critic"], int) or kwargs["n_critic"] < 1:
+            raise ValueError(f"n_critic must be a positive int, got {kwargs['n_critic']!r}.")
+        if not float(kwargs["lambda_gp"]) > 0:
+            raise ValueError(f"lambda_gp must be > 0, got {kwargs['lambda_gp']!r}.")
 
-        if str(kwargs["optimizer"]).lower() not in OPTIMIZERS:
-            raise ValueError(f"Unknown optimizer {kwargs['optimizer']!r}; choose one of {OPTIMIZERS}.")
-        for key in ("n_critic",):
-            if not isinstance(kwargs[key], int) or kwargs[key] < 1:
-                raise ValueError(f"{key} must be a positive int, got {kwargs[key]!r}.")
-        for key in ("lambda_gp", "lr"):
-            if not float(kwargs[key]) > 0:
-                raise ValueError(f"{key} must be > 0, got {kwargs[key]!r}.")
-
-    def train(self, max_epochs: int | None = None, batch_size: int = 64, **kwargs: Any):
+    def train(self, max_steps: int | None = None, max_epochs: int | None = None, batch_size: int | None = None,
+              preset: str = "default", **kwargs: Any):
         """Train the WGAN-GP.
 
         Parameters
         ----------
+        max_steps
+            Generator updates (each after ``n_critic`` critic updates on the same batch); the default preset's
+            budget is 3,000, with early stopping on the validation Frechet distance.
         max_epochs
-            Passes over the training rows (default 500, the paper's).
+            Instead of ``max_steps``: passes over the training rows (the ``"paper"`` preset: 500).
         batch_size
-            Rows per step (64).
-        n_critic
-            Critic updates per generator update, on the same batch (5).
-        lambda_gp
-            Gradient-penalty weight (10).
-        optimizer
-            ``"rmsprop"`` (authors' code), ``"adam"`` or ``"adamw"``.
-        lr
-            Learning rate of both networks (5e-4).
+            Rows per step (64; ``"authors_code"``: 8).
+        preset
+            ``"default"``, ``"paper"`` or ``"authors_code"`` (see the class docstring).
+        n_critic, lambda_gp
+            Critic updates per generator update (5) and gradient-penalty weight (10).
+        optimizer, lr, betas
+            ``"adam"`` (default, lr 1e-4, betas (0.5, 0.9)), ``"rmsprop"`` or ``"adamw"``.
         lr_halving_every
-            Halve the learning rates every this many epochs (100; None keeps them).
+            Halve the learning rates every this many steps (None keeps them).
         clip_critic, clip_generator
-            Gradient-norm clipping (10 and 2; None disables).
-        train_size
-            Fraction of rows in the training split (0.8); the rest is the validation split, kept in ``model.split``.
-        accelerator, devices, precision
+            Gradient-norm clipping (None disables; the authors' code: 10 and 2).
+        train_size, early_stopping, patience, restore_best, seed, checkpoint_dir, resume, compile
+            As in :meth:`BaseGenerativeModel.train`.
+        accelerator, devices, precision, **kwargs
             Passed to the Lightning ``Trainer`` (CPU, one GPU, many GPUs); ``precision="bf16-mixed"`` on GPUs.
-        seed
-            Seed of the split and training (default ``gg.settings.seed``).
-        **kwargs
-            Other ``lightning.Trainer`` arguments.
 
         Examples
         --------
-        >>> model.train(max_epochs=500, batch_size=64)  # doctest: +SKIP
-        >>> model.history.plot(x="epoch", y=["critic_loss", "generator_loss"])  # doctest: +SKIP
+        >>> model.train(max_steps=3000)  # doctest: +SKIP
+        >>> model.history.plot(x="step", y="val_frechet")  # doctest: +SKIP
+        >>> model.train(preset="authors_code")  # doctest: +SKIP
         """
-        return super().train(max_epochs=max_epochs, batch_size=batch_size, **kwargs)
+        return super().train(max_steps=max_steps, max_epochs=max_epochs, batch_size=batch_size, preset=preset,
+                             **kwargs)
+
+
+def _check_optimizer(kwargs: dict[str, Any]) -> None:
+    from ..train._plan import OPTIMIZERS
+
+    if str(kwargs["optimizer"]).lower() not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {kwargs['optimizer']!r}; choose one of {OPTIMIZERS}.")
+    if not float(kwargs["lr"]) > 0:
+        raise ValueError(f"lr must be > 0, got {kwargs['lr']!r}.")

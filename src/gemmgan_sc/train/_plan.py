@@ -1,0 +1,166 @@
+"""The training plan shared by every generator: optimisers, held-out quality score, resumable state.
+
+A plan is a Lightning module built from its arguments (the hyperparameters of one training run). Its
+``validation_step`` generates profiles from the conditions of the validation rows; at the end of the
+validation epoch the Frechet distance between those profiles and the real validation rows, in the PCA
+space of the training rows, is logged as ``val_frechet``: the score that early stopping and the
+best-weights callback watch.
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+OPTIMIZERS = ("rmsprop", "adam", "adamw")
+
+
+def make_optimizer(name: str, params, lr: float, betas: tuple[float, float] = (0.5, 0.9)) -> torch.optim.Optimizer:
+    """RMSprop (the authors' code), Adam or AdamW with ``betas`` (WGAN-GP's (0.5, 0.9) by default)."""
+    name = str(name).lower()
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=0.01)
+    raise ValueError(f"Unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")
+
+
+def pca_basis(x: torch.Tensor, n_components: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (genes) and the top principal axes (genes x k) of the rows of ``x``."""
+    mean = x.mean(dim=0)
+    k = max(1, min(int(n_components), x.shape[0] - 1, x.shape[1]))
+    _, _, vh = torch.linalg.svd(x.double() - mean.double(), full_matrices=False)
+    return mean, vh[:k].T.to(x.dtype)
+
+
+class TrainingPlan(pl.LightningModule):
+    """Base of the WGAN-GP and VAE plans.
+
+    Parameters
+    ----------
+    networks
+        The model's torch module; it must implement ``generate(conditions, z)`` and ``n_latent``.
+    bank
+        :class:`~gemmgan_sc.train.ConditionBank` of every row (training and validation).
+    train_idx, val_idx
+        Rows of the bank in the training and validation splits.
+    optimizer, lr, betas
+        Optimiser name (:data:`OPTIMIZERS`), learning rate and Adam betas.
+    lr_halving_every
+        Halve the learning rate(s) every this many generator steps (None keeps it).
+    score_components
+        PCA components of the validation Frechet distance.
+    """
+
+    #: optimiser steps Lightning counts per training batch (the WGAN-GP plan steps the critic too)
+    optimizer_steps_per_batch = 1
+
+    def __init__(self, networks, bank, train_idx: torch.Tensor, val_idx: torch.Tensor, optimizer: str = "adam",
+                 lr: float = 1e-3, betas: tuple[float, float] = (0.5, 0.9), lr_halving_every: int | None = None,
+                 score_components: int = 50) -> None:
+        super().__init__()
+        self.networks = networks
+        self.bank = bank
+        self.optimizer_name, self.lr, self.betas = optimizer, float(lr), tuple(betas)
+        self.lr_halving_every = lr_halving_every
+        mean, axes = pca_basis(bank.x[train_idx], score_components)
+        self.register_buffer("score_mean", mean, persistent=False)
+        self.register_buffer("score_axes", axes, persistent=False)
+        self.resume_state: dict | None = None
+        self.seed: int | None = None
+        self._val_real: list[torch.Tensor] = []
+        self._val_fake: list[torch.Tensor] = []
+
+    # ------------------------------------------------------------- optimisers
+    def _optimizer(self, params) -> torch.optim.Optimizer:
+        return make_optimizer(self.optimizer_name, params, self.lr, self.betas)
+
+    def _with_schedule(self, optimizers: list):
+        if not self.lr_halving_every:
+            return optimizers
+        steps = int(self.lr_halving_every)  # stepped once per training batch
+        scheds = [{"scheduler": torch.optim.lr_scheduler.StepLR(o, step_size=steps, gamma=0.5), "interval": "step"}
+                  for o in optimizers]
+        return optimizers, scheds
+
+    # ------------------------------------------------------------- validation
+    def validation_step(self, batch, batch_idx) -> None:
+        (idx,) = batch
+        cond = self.bank.conditions(idx)
+        z = torch.randn(len(idx), self.networks.n_latent, device=self.device)
+        fake = self.networks.generate(cond, z)
+        self._val_real.append(self.bank.x[idx] - self.score_mean)
+        self._val_fake.append(fake.to(self.score_mean.dtype) - self.score_mean)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_real:
+            return
+        real = self.all_gather(torch.cat(self._val_real)).reshape(-1, self.score_axes.shape[0])
+        fake = self.all_gather(torch.cat(self._val_fake)).reshape(-1, self.score_axes.shape[0])
+        self._val_real, self._val_fake = [], []
+        from ..metrics._frechet import frechet_gaussians
+
+        a = (real @ self.score_axes).double().cpu().numpy()
+        b = (fake @ self.score_axes).double().cpu().numpy()
+        score = frechet_gaussians(a.mean(0), np.cov(a.T), b.mean(0), np.cov(b.T))
+        self.log("val_frechet", float(score), on_epoch=True, sync_dist=False, rank_zero_only=True)
+
+    # ----------------------------------------------------------------- resume
+    def _raw_optimizers(self) -> list:
+        opts = self.optimizers()
+        opts = opts if isinstance(opts, list) else [opts]
+        return [getattr(o, "optimizer", o) for o in opts]
+
+    def _schedulers(self) -> list:
+        scheds = self.lr_schedulers()
+        if scheds is None:
+            return []
+        return scheds if isinstance(scheds, list) else [scheds]
+
+    def training_state(self) -> dict:
+        """Optimiser, scheduler and RNG states (for checkpoints)."""
+        from ._checkpoint import rng_states
+
+        return {"optimizers": [o.state_dict() for o in self._raw_optimizers()],
+                "schedulers": [s.state_dict() for s in self._schedulers()], "rng": rng_states()}
+
+    def on_train_start(self) -> None:
+        world = self.trainer.world_size
+        if world > 1:  # every process draws its own noise and tiles (the samplers already split the rows)
+            torch.manual_seed((0 if self.seed is None else self.seed) * world + self.trainer.global_rank)
+        if not self.resume_state:
+            return
+        for opt, saved in zip(self._raw_optimizers(), self.resume_state["optimizers"], strict=True):
+            opt.load_state_dict(saved)
+        for sched, saved in zip(self._schedulers(), self.resume_state["schedulers"], strict=True):
+            sched.load_state_dict(saved)
+
+    # ---------------------------------------------------------------- compile
+    def compile_networks(self) -> bool:
+        """``torch.compile`` the fusion networks in place (state-dict keys unchanged), after a smoke forward and
+        backward of a compiled copy on two rows; on any failure they stay eager, with a warning."""
+        from .._settings import logger
+        from ..nn import ConditionFusion
+
+        targets = [m for m in self.networks.modules() if isinstance(m, ConditionFusion)]
+        if not targets:
+            logger.warning("compile=True: this model has no fusion network to compile; training runs eagerly.")
+            return False
+        try:
+            idx = torch.arange(min(2, self.bank.n_obs))
+            cond = {k: v.float() if v is not None and v.is_floating_point() else v
+                    for k, v in self.bank.conditions(idx).items()}
+            for module in targets:
+                compiled = torch.compile(module)
+                compiled(cond.get("patches"), cond.get("patch_mask"), cond.get("text"), cond.get("text_mask")).sum().backward()
+                module.zero_grad(set_to_none=True)
+        except Exception as err:  # noqa: BLE001  (any backend failure: stay eager)
+            logger.warning("torch.compile of the fusion networks failed (%s: %s); training runs eagerly.",
+                           type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+            return False
+        for module in targets:
+            module.compile()
+        return True
