@@ -312,3 +312,14 @@ def test_parser_defaults_match_the_readme():
     assert args.models is None  # every model of the library
     names = [c.__name__ for c in _demo_classes(args.models)]
     assert set(gg.models.MODEL_CLASSES) <= set(names) and names[0] == "GeMMGAN"
+
+
+def test_demo_budget_and_neighbours():
+    from gemmgan_sc.cli import _demo_budget, _demo_k
+
+    assert _demo_budget(gg.GeMMGAN, 30, 50, None) == {"max_epochs": 30}
+    assert _demo_budget(gg.WGANGP, 30, 50, None) == {"max_epochs": 50}
+    assert _demo_budget(gg.WGANGP, 30, 50, 400) == {"max_steps": 400}
+    # a tenth of the held-out rows, 2 to 10, and fewer than the rows
+    assert [_demo_k(n) for n in (2, 6, 40, 165, 400)] == [1, 2, 4, 10, 10]
+    assert build_parser().parse_args(["train", "in.h5ad", "--out", "m", "--max-steps", "7"]).max_steps == 7

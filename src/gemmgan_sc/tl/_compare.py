@@ -57,6 +57,7 @@ def compare_models(
     metric: str = "euclidean",
     fidelity_split: str = "test",
     references: Sequence[str] = ("real_rows",),
+    conditional_draws: int | None = None,
     key_added: str | None = "gemmgan_comparison",
 ) -> pd.DataFrame:
     """Evaluate several trained models on the same data and stack their tables.
@@ -87,6 +88,9 @@ def compare_models(
         Reference rows of :func:`gemmgan_sc.metrics.evaluate` to add as extra "models": ``"real_rows"`` (the
         ceiling, ``model = "real training rows"``) and ``"gaussian"`` (the floor, ``"Gaussian floor"``); ``()``
         for none.
+    conditional_draws
+        As in :func:`gemmgan_sc.metrics.evaluate`: ``None`` scores conditional fidelity for conditional models
+        only; a positive int scores every model, so unconditional ones show the chance level beside them.
     key_added
         Store the stacked table in ``adata.uns[key_added]`` (columns as lists, plus ``params``); ``None``
         stores nothing. Needs ``adata``.
@@ -120,6 +124,7 @@ def compare_models(
             name, model, adata if adata is not None else model.adata, references if i == 0 else [],
             n_runs=int(n_runs), label_keys=[] if _is_unconditional(model) else label_keys,
             classifiers=classifiers, seed=seed, k=k, metric=metric, fidelity_split=fidelity_split,
+            **({} if conditional_draws is None else {"conditional_draws": conditional_draws}),
         ))
     out = pd.concat(tables, ignore_index=True)[["model", "metric", "classifier", "label", "mean", "std"]]
     out = out.iloc[np.argsort(~out["model"].isin(list(models)).to_numpy(), kind="stable")].reset_index(drop=True)

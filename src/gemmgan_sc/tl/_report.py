@@ -118,6 +118,7 @@ def report(
     label_key: str | None = None,
     floor: str | None = None,
     references: Sequence[str] = ("real_rows",),
+    conditional_draws: int | None = None,
     title: str = "gemmgan-sc report",
     description: str = "",
     n_runs: int = 3,
@@ -158,6 +159,8 @@ def report(
         Reference rows of :func:`gemmgan_sc.metrics.evaluate` added to the evaluated table (see
         :func:`compare_models`): ``"real_rows"`` (the ceiling), ``"gaussian"`` (a Gaussian floor); unused with
         ``table``.
+    conditional_draws
+        Draws per held-out row for conditional fidelity (see :func:`compare_models`); unused with ``table``.
     title, description
         Heading and text at the top of ``metrics.md``.
     n_runs, classifiers, k, seed
@@ -184,7 +187,7 @@ def report(
     adata = first.adata if adata is None else adata
     if table is None:
         table = compare_models(models, adata, n_runs=n_runs, classifiers=classifiers, seed=seed, k=k,
-                               references=references, key_added=None)
+                               references=references, conditional_draws=conditional_draws, key_added=None)
     files = {"metrics.csv": atomic_write(out / "metrics.csv", lambda p: table.to_csv(p, index=False))}
     files["metrics.md"] = atomic_write_text(out / "metrics.md", _metrics_md(title, description, table, floor))
     curves = _training_curves(models, out / "training_curves.png")
