@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gemmgan_sc as gg  # noqa: E402
 from _machine import machine_info  # noqa: E402
 from _tables import (  # noqa: E402
-    RESULTS, ModelSpec, apply_quick, common_parser, data_setup, filter_genes_for, gemmgan_size, load_for_args,
+    RESULTS, ModelSpec, apply_quick, common_parser, data_setup, gemmgan_size, load_for_args,
     paper_layout, run_specs, write_results,
 )
 
@@ -43,7 +43,7 @@ def table1_specs(adata, layer: str | None, scale: str, gemmgan_hparams: dict[str
                  extra: bool = True) -> list[ModelSpec]:
     """The models of Table 1 (GeMM-GAN, WGAN-GP, conditional WGAN-GP, CVAE; BetaVAE when ``extra``)."""
     base = {"layer": layer, "expression_scale": scale}
-    genes = filter_genes_for(scale)
+    genes: dict = {}
     specs = [
         ModelSpec("GeMM-GAN", gg.GeMMGAN, data_setup(adata, layer, scale), {**(gemmgan_hparams or {}), **genes}),
         ModelSpec("WGAN-GP (unconditional)", gg.WGANGP, base, dict(genes), use_labels=False),

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gemmgan_sc as gg  # noqa: E402
 from _machine import machine_info  # noqa: E402
 from _tables import (  # noqa: E402
-    RESULTS, ModelSpec, apply_quick, common_parser, data_setup, filter_genes_for, gemmgan_size, load_for_args,
+    RESULTS, ModelSpec, apply_quick, common_parser, data_setup, gemmgan_size, load_for_args,
     paper_layout, run_specs, write_results,
 )
 
@@ -49,7 +49,7 @@ def table2_specs(adata, layer: str | None, scale: str, hparams: dict[str, Any] |
     if not (has_image and has_text):
         raise ValueError("Table 2 compares image, text and fused conditionings: the AnnData needs both text tokens "
                          "and a patch store (the demo cohort has both).")
-    base = {**(hparams or {}), **filter_genes_for(scale)}
+    base = dict(hparams or {})
     specs = [ModelSpec(ABLATIONS[a], gg.GeMMGAN, setup, {**base, "conditioning": a}) for a in chosen]
     if authors_code:
         specs.append(ModelSpec("Full, authors' code fusion", gg.GeMMGAN, setup,

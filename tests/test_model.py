@@ -64,8 +64,8 @@ def test_history_split_and_embedding(trained, image_cohort):
     adata, _ = image_cohort
     h = trained.history
     assert len(h) == FAST["max_epochs"]
-    assert {"epoch", "critic_loss", "generator_loss", "gradient_penalty", "wasserstein_val"} <= set(h.columns)
-    assert np.isfinite(h[["critic_loss", "generator_loss", "wasserstein_val"]].to_numpy()).all()
+    assert {"epoch", "critic_loss", "generator_loss", "gradient_penalty", "val_frechet", "step", "time"} <= set(h.columns)
+    assert np.isfinite(h[["critic_loss", "generator_loss", "val_frechet"]].to_numpy()).all()
     tr, va = trained.split["train"], trained.split["validation"]
     assert len(tr) == 96 and len(va) == 24 and not set(tr) & set(va)
     emb = trained.get_condition_embedding(adata)

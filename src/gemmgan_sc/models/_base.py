@@ -233,7 +233,7 @@ class BaseGenerativeModel:
         thousands of genes (benchmarks/convergence.py measures with and without). A second call
         continues training the same networks, split and normalisation. ``checkpoint_dir`` writes a checkpoint
         (safetensors + JSON) every ``checkpoint_every`` epochs; ``resume=True`` continues an interrupted run
-        from it. ``compile=True`` runs the fusion networks through ``torch.compile`` (it pays on GPUs). Other
+        from it (the early-stopping count and the best weights are tracked afresh from there). ``compile=True`` runs the fusion networks through ``torch.compile`` (it pays on GPUs). Other
         keyword arguments go to the training plan when it knows them, else to the Lightning ``Trainer``.
 
         Returns the model, so ``model.train().sample()`` chains.

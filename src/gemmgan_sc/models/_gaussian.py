@@ -47,8 +47,7 @@ class GaussianNetworks(nn.Module):
         """Fit on the z-scored training rows ``x`` (n x genes) and their label codes (n x K, or None)."""
         x = torch.as_tensor(x, dtype=torch.float64)
         center = x.mean(0)
-        _, _, vh = torch.linalg.svd(x - center, full_matrices=False)
-        axes = vh[: self.n_components]
+        axes = _principal_axes(x - center, self.n_components)
         pcs = (x - center) @ axes.T
         classes = self.class_index(None if labels is None else torch.as_tensor(labels), len(x))
         means = self.class_means.double().clone()
@@ -69,6 +68,16 @@ class GaussianNetworks(nn.Module):
         mean = self.class_means[self.class_index(cond.get("labels"), z.shape[0])]
         pcs = mean + z[:, :k] @ self.chol.T
         return self.center + pcs @ self.axes + z[:, k:] * self.residual_sd
+
+
+def _principal_axes(centred: torch.Tensor, k: int) -> torch.Tensor:
+    """Top ``k`` right singular vectors (k x genes), from the smaller of the two Gram matrices."""
+    if centred.shape[0] >= centred.shape[1]:
+        return torch.linalg.svd(centred, full_matrices=False)[2][:k]
+    values, vectors = torch.linalg.eigh(centred @ centred.T)  # rows x rows: cheap when rows << genes
+    order = torch.argsort(values, descending=True)[:k]
+    axes = (centred.T @ vectors[:, order]) / values[order].clamp_min(1e-12).sqrt()
+    return axes.T
 
 
 class GaussianBaseline(UnconditionalSampler, ExpressionSetup, BaseGenerativeModel):

@@ -8,7 +8,7 @@ from ._base import BaseGenerativeModel
 
 #: the authors' public code: RMSprop 5e-4 for both networks, halved every 100 epochs, gradient-norm clipping
 _AUTHORS = {"optimizer": "rmsprop", "lr": 5e-4, "lr_halving_every_epochs": 100, "clip_critic": 10.0,
-            "clip_generator": 2.0, "max_epochs": 500, "max_steps": None}
+            "clip_generator": 2.0, "max_epochs": 500, "max_steps": None, "mean_matching": 0.0}
 
 
 class WGANGPModel(BaseGenerativeModel):
@@ -21,8 +21,9 @@ class WGANGPModel(BaseGenerativeModel):
 
     _presets: dict[str, dict[str, Any]] = {
         "default": {"batch_size": 64, "max_steps": 3000, "max_epochs": None, "patience": 30, "n_critic": 5,
-                    "lambda_gp": 10.0, "optimizer": "adam", "lr": 1e-4, "betas": (0.5, 0.9),
-                    "lr_halving_every": None, "clip_critic": None, "clip_generator": None},
+                    "lambda_gp": 10.0, "optimizer": "rmsprop", "lr": 5e-4, "betas": (0.5, 0.9),
+                    "lr_halving_every": 1000, "clip_critic": 10.0, "clip_generator": 2.0,
+                    "mean_matching": 1.0, "mean_draws": 4},
         "paper": {"batch_size": 64, **_AUTHORS},
         "authors_code": {"batch_size": 8, **_AUTHORS},
     }
@@ -57,11 +58,15 @@ class WGANGPModel(BaseGenerativeModel):
         n_critic, lambda_gp
             Critic updates per generator update (5) and gradient-penalty weight (10).
         optimizer, lr, betas
-            ``"adam"`` (default, lr 1e-4, betas (0.5, 0.9)), ``"rmsprop"`` or ``"adamw"``.
+            ``"rmsprop"`` (default, lr 5e-4, as the authors' code), ``"adam"`` or ``"adamw"`` (with ``betas``).
         lr_halving_every
-            Halve the learning rates every this many steps (None keeps them).
+            Halve the learning rates every this many steps (1,000; None keeps them).
         clip_critic, clip_generator
-            Gradient-norm clipping (None disables; the authors' code: 10 and 2).
+            Gradient-norm clipping (10 and 2, as the authors' code; None disables).
+        mean_matching, mean_draws
+            Conditional models: weight (1; 0 disables, as the paper) of the conditional-mean term added to the
+            generator loss, an unbiased estimate of the squared error between the mean of ``mean_draws`` (4)
+            draws for a condition and the row's real profile (:func:`gemmgan_sc.train.conditional_mean_error`).
         train_size, early_stopping, patience, restore_best, seed, checkpoint_dir, resume, compile
             As in :meth:`BaseGenerativeModel.train`.
         accelerator, devices, precision, **kwargs

@@ -86,6 +86,11 @@ class TrainingPlan(pl.LightningModule):
                   for o in optimizers]
         return optimizers, scheds
 
+    def log_learning_rate(self, batch_size: int) -> None:
+        """The first optimiser's learning rate, as an epoch mean (a host float: no device sync)."""
+        self.log("lr", float(self._raw_optimizers()[0].param_groups[0]["lr"]), on_step=False, on_epoch=True,
+                 batch_size=batch_size)
+
     # ------------------------------------------------------------- validation
     def validation_step(self, batch, batch_idx) -> None:
         (idx,) = batch

@@ -23,4 +23,5 @@ class VAEPlan(TrainingPlan):
         loss, rec, kl = vae_loss(x, recon, mu, logvar, self.beta)
         self.log_dict({"loss": loss.detach(), "reconstruction": rec.detach(), "kl": kl.detach()},
                       on_step=False, on_epoch=True, batch_size=len(idx))
+        self.log_learning_rate(len(idx))
         return loss

@@ -41,6 +41,27 @@ class WGANGPNetworks(nn.Module):
         return list(self.critic.parameters()) + extra
 
 
+def conditional_mean_error(fake: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Unbiased estimate of ``mean_genes (E_z[G(z, c)] - x)^2`` from ``k`` draws per condition.
+
+    ``fake`` is B x k x genes (k >= 2 draws for each of B conditions), ``x`` the B x genes real profiles. The
+    squared error of the draws' mean is corrected by the draws' variance over k, so the estimate rewards a
+    conditional mean that follows the real profile without penalising the spread of the draws around it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(1, 3)
+    >>> fake = torch.tensor([[[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]]])  # mean 0: no error, whatever the spread
+    >>> float(conditional_mean_error(fake, x))
+    0.0
+    """
+    k = fake.shape[1]
+    mean = fake.mean(dim=1)
+    spread = fake.var(dim=1, unbiased=True) / k
+    return ((mean - x) ** 2 - spread).mean()
+
+
 class WGANGPPlan(TrainingPlan):
     """One training step = ``n_critic`` critic updates on a batch, then one generator update (as the authors' code).
 
@@ -56,17 +77,21 @@ class WGANGPPlan(TrainingPlan):
         Gradient-penalty weight.
     clip_critic, clip_generator
         Gradient-norm clipping (None disables).
+    mean_matching, mean_draws
+        Weight of :func:`conditional_mean_error` in the generator loss of conditional models (0 disables), and
+        the draws per condition it averages.
     **kwargs
         :class:`~gemmgan_sc.train.TrainingPlan` arguments (optimiser, learning rate, schedule).
     """
 
     def __init__(self, networks: WGANGPNetworks, bank, train_idx, val_idx, n_critic: int = 5,
                  lambda_gp: float = 10.0, clip_critic: float | None = None, clip_generator: float | None = None,
-                 **kwargs) -> None:
+                 mean_matching: float = 0.0, mean_draws: int = 4, **kwargs) -> None:
         super().__init__(networks, bank, train_idx, val_idx, **kwargs)
         self.automatic_optimization = False
         self.n_critic, self.lambda_gp = int(n_critic), float(lambda_gp)
         self.clip_critic, self.clip_generator = clip_critic, clip_generator
+        self.mean_matching, self.mean_draws = float(mean_matching), max(2, int(mean_draws))
         self.optimizer_steps_per_batch = self.n_critic + 1
 
     def configure_optimizers(self):
@@ -84,13 +109,22 @@ class WGANGPPlan(TrainingPlan):
         gp = gradient_penalty(lambda h: net.critic(h, c), x, fake)
         return {"loss": -wasserstein + self.lambda_gp * gp, "gp": gp, "wasserstein": wasserstein}
 
-    def generator_loss(self, x: torch.Tensor, cond: dict, gen_cond: torch.Tensor | None) -> torch.Tensor:
-        """``-E[D(G(z, c))]``; the critic's condition carries no gradient to anyone."""
+    def generator_loss(self, x: torch.Tensor, cond: dict, gen_cond: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """``-E[D(G(z, c))]`` (+ ``mean_matching`` times :func:`conditional_mean_error` with conditions);
+        the critic's condition carries no gradient to anyone."""
         net = self.networks
-        fake = net.generator(torch.randn(x.shape[0], net.n_latent, device=x.device, dtype=x.dtype), gen_cond)
+        draws = self.mean_draws if self.mean_matching and gen_cond is not None else 1
+        rep = None if gen_cond is None else gen_cond.repeat_interleave(draws, dim=0)
+        z = torch.randn(x.shape[0] * draws, net.n_latent, device=x.device, dtype=x.dtype)
+        fake = net.generator(z, rep)
         with torch.no_grad():
             c = net.critic_cond(cond)
-        return -net.critic(fake, c).mean()
+        adversarial = -net.critic(fake, None if c is None else c.repeat_interleave(draws, dim=0)).mean()
+        if draws == 1:
+            return {"loss": adversarial, "adversarial": adversarial}
+        mean_error = conditional_mean_error(fake.view(x.shape[0], draws, -1), x)
+        return {"loss": adversarial + self.mean_matching * mean_error, "adversarial": adversarial,
+                "mean_error": mean_error}
 
     def _update(self, optimizer, loss: torch.Tensor, clip: float | None) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -112,11 +146,14 @@ class WGANGPPlan(TrainingPlan):
             out = self.critic_loss(x, cond, frozen)
             self._update(opt_c, out["loss"], self.clip_critic)
         self.toggle_optimizer(opt_g)
-        g_loss = self.generator_loss(x, cond, gen_cond)
+        g_out = self.generator_loss(x, cond, gen_cond)
+        g_loss = g_out["loss"]
         self._update(opt_g, g_loss, self.clip_generator)
         self.untoggle_optimizer(opt_g)
         for sched in self._schedulers():
             sched.step()
         self.log_dict({"critic_loss": out["loss"].detach(), "gradient_penalty": out["gp"].detach(),
-                       "wasserstein_train": out["wasserstein"].detach(), "generator_loss": g_loss.detach()},
+                       "wasserstein_train": out["wasserstein"].detach(), "generator_loss": g_loss.detach(),
+                       **{k: v.detach() for k, v in g_out.items() if k == "mean_error"}},
                       on_step=False, on_epoch=True, batch_size=len(idx))
+        self.log_learning_rate(len(idx))
