@@ -4,7 +4,8 @@ from ._base import BaseGenerativeModel
 from ._baselines import CVAE, BetaVAE, CondWGANGP, WGANGP
 from ._gaussian import GaussianBaseline
 from ._gemmgan import GeMMGAN
+from ._diffusion import ExpressionDiffusion
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (GeMMGAN, WGANGP, CondWGANGP, CVAE, BetaVAE, GaussianBaseline)}
+MODEL_CLASSES = {cls.__name__: cls for cls in (GeMMGAN, WGANGP, CondWGANGP, CVAE, BetaVAE, GaussianBaseline, ExpressionDiffusion)}
 
 __all__ = ["BaseGenerativeModel", "GeMMGAN", "WGANGP", "CondWGANGP", "CVAE", "BetaVAE", "GaussianBaseline", "MODEL_CLASSES"]

@@ -1,6 +1,7 @@
 """Torch modules only (no AnnData): FiLM, the fusion network (on torch's Transformer and attention layers),
 generator, critic, gradient penalty, label embeddings, VAE parts, and the mapping of older saved state dicts."""
 
+from ._diffusion import CosineSchedule, Denoiser, diffusion_sample, noise_generator, timestep_embedding
 from ._film import FiLM
 from ._fusion import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, resolve_conditioning
 from ._labels import LabelEmbedding
