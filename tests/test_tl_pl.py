@@ -272,6 +272,8 @@ def test_headline_table_one_row_per_family_and_floor():
     # A has the lower precision, the higher correlation MSE and an AUC further from 0.5; its recall is better
     assert head.loc["behind B on", "A"] == "precision, correlation MSE, detectability AUC (logreg)"
     assert head.loc["behind B on", "B"] == ""
+    with_ceiling = pd.concat([_long(), _long(("real training rows",)).assign(mean=0.0)], ignore_index=True)
+    assert gg.tl.headline_table(with_ceiling, floor="B").loc["behind B on", "real training rows"] == ""
     # a model missing a metric shows "-"; unknown floors and bad tables fail clearly
     partial = _long().query("not (model == 'B' and metric == 'recall')")
     assert gg.tl.headline_table(partial).loc["recall", "B"] == "-"

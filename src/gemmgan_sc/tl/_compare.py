@@ -254,7 +254,8 @@ def headline_table(table: pd.DataFrame, digits: int = 3, floor: str | None = Non
         Significant digits of the means.
     floor
         A model name of the table (e.g. the Gaussian baseline) to hold every other model against: a last row
-        ``behind <floor> on`` lists, per model, the families where it does worse than that model.
+        ``behind <floor> on`` lists, per model, the families where it does worse than that model (left blank for
+        the floor and the reference rows).
 
     Returns
     -------
@@ -275,6 +276,7 @@ def headline_table(table: pd.DataFrame, digits: int = 3, floor: str | None = Non
     models = list(dict.fromkeys(table["model"]))
     if floor is not None and floor not in models:
         raise ValueError(f"floor={floor!r} is not a model of the table; it has {models}.")
+    refs = {floor, *REFERENCE_NAMES.values()}  # the floor and the reference rows are not held against the floor
     cells: dict[str, dict[str, str]] = {}
     behind: dict[str, list[str]] = {m: [] for m in models}
     for family, sub, better in _family_rows(table):
@@ -282,10 +284,10 @@ def headline_table(table: pd.DataFrame, digits: int = 3, floor: str | None = Non
         cells[family] = {m: (f"{means[m]:.{digits}g}" if m in means and np.isfinite(means[m]) else "-") for m in models}
         if floor is not None and floor in means:
             for m, v in means.items():
-                if m != floor and np.isfinite(v) and _behind(v, means[floor], better):
+                if m not in refs and np.isfinite(v) and _behind(v, means[floor], better):
                     behind[m].append(family)
     if floor is not None:
-        cells[f"behind {floor} on"] = {m: ("" if m == floor else ", ".join(behind[m]) or "nothing") for m in models}
+        cells[f"behind {floor} on"] = {m: ("" if m in refs else ", ".join(behind[m]) or "nothing") for m in models}
     out = pd.DataFrame.from_dict(cells, orient="index").reindex(columns=models)
     out.index.name = "metric"
     return out
