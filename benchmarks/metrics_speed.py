@@ -23,10 +23,16 @@ right after another one freed a lot of memory therefore runs on warm pages the f
 fidelity timing (ours in float64 and float32, and the sklearn version) is preceded by a pause of
 ``--settle`` seconds (default 10) so that all start from the same state: the freed memory handed back.
 
-The peak RSS of the memory run is read from ``/proc/self/status`` (VmHWM) of the child.
+The peak RSS of the memory run is read from ``/proc/self/status`` (VmHWM) of the child. ``tracemalloc`` sees
+numpy's allocations only, not torch's (the distance blocks since the torch implementation): compare peak RSS.
+
+Before/after: ``--compare OLD_SRC`` (the ``src`` folder of a git worktree of the older code) times
+``fidelity`` at ``--compare-n`` (5,000) x 18,868 genes in float64 and float32, the old and the current code
+each in a fresh child process, alternating (the order flips every round), ``--rounds`` times, and the memory
+run of both; it writes only those figures (and the machine) to the results file.
 
 Usage: ``python benchmarks/metrics_speed.py [--quick] [--classifiers] [--big-genes 2000] [--memory-only]
-[--settle 10]``
+[--settle 10] [--compare OLD_SRC [--compare-n 5000] [--rounds 2]]``
 """
 
 from __future__ import annotations
@@ -176,12 +182,16 @@ MEMORY_CHILD = r"""
 import json, resource, sys, time, tracemalloc
 import numpy as np
 import anndata  # noqa: F401 - imported lazily by the first metrics call: kept out of the timing
+import torch  # noqa: F401 - mapped by the current code's import (about 0.7 GB of RSS); the same base for older code
 import gemmgan_sc as gg
 import gemmgan_sc.metrics
+def rss(field):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 2**20
 n, g = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(2)
 real = rng.standard_normal((n, g), dtype=np.float32)
 synth = rng.standard_normal((n, g), dtype=np.float32)
+rss_before = rss("VmRSS")
 tracemalloc.start()
 base = tracemalloc.get_traced_memory()[0]
 t = time.perf_counter()
@@ -192,15 +202,71 @@ cpu = time.process_time() - c
 peak = tracemalloc.get_traced_memory()[1] - base
 tracemalloc.stop()
 # VmHWM (peak RSS of this process image); ru_maxrss would carry the parent's peak across exec on Linux
-hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 2**20
+hwm = rss("VmHWM")
 print(json.dumps({"n": n, "genes": g, "seconds": sec, "cpu_seconds": cpu, "tracemalloc_peak_gib": peak / 2**30,
-                  "inputs_float32_gib": 2 * n * g * 4 / 2**30, "peak_rss_gib": hwm, "values": out}))
+                  "inputs_float32_gib": 2 * n * g * 4 / 2**30, "peak_rss_gib": hwm, "rss_before_call_gib": rss_before,
+                  "peak_rss_above_start_gib": hwm - rss_before, "values": out}))
 """
 
 
-def memory(n: int, g: int) -> dict:
+FIDELITY_CHILD = r"""
+import json, sys, time
+import numpy as np
+import gemmgan_sc as gg
+import gemmgan_sc.metrics
+n, g, dtype = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+warm = np.random.default_rng(0).standard_normal((50, 20))
+gg.metrics.fidelity(warm, warm, k=3)  # first-call overheads out of the timing
+rng = np.random.default_rng(1)  # the data of speed()
+real = rng.standard_normal((n, g), dtype=np.float32)
+synth = (rng.standard_normal((n, g), dtype=np.float32) * 1.1 + 0.05).astype(np.float32)
+time.sleep(float(sys.argv[4]))
+t, c = time.perf_counter(), time.process_time()
+out = gg.metrics.fidelity(real, synth, k=10, dtype=dtype)
+print(json.dumps({"wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c, "values": out,
+                  "module": gg.__file__}))
+"""
+
+
+def child_env(src: Path | None) -> dict:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = f"{src}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(src)
+    return env
+
+
+def compare(old_src: Path, n: int, rounds: int, settle: float) -> list[dict]:
+    """Fidelity of the old and the current code in fresh child processes, alternating."""
+    runs = []
+    for r in range(rounds):
+        for dtype in ("float64", "float32"):
+            order = [("before", old_src), ("after", None)]
+            for code, src in order if r % 2 == 0 else order[::-1]:
+                res = subprocess.run([sys.executable, "-c", FIDELITY_CHILD, str(n), str(GENES), dtype, str(settle)],
+                                     capture_output=True, text=True, check=True, env=child_env(src))
+                row = {"round": r, "code": code, "dtype": dtype, "n": n, "genes": GENES,
+                       "load_average": os.getloadavg(), **json.loads(res.stdout.strip().splitlines()[-1])}
+                print(json.dumps({k: v for k, v in row.items() if k != "values"}), flush=True)
+                runs.append(row)
+    return runs
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Median wall and CPU seconds per code and dtype, and the after/before ratios."""
+    out = {}
+    for dtype in ("float64", "float32"):
+        med = {code: {key: float(np.median([r[key] for r in runs if r["code"] == code and r["dtype"] == dtype]))
+                      for key in ("wall_s", "cpu_s")} for code in ("before", "after")}
+        same = all(r["values"] == runs[0]["values"] for r in runs if r["dtype"] == dtype)
+        out[dtype] = {**{f"{c}_{k}": v for c, m in med.items() for k, v in m.items()},
+                      "ratio_wall": med["after"]["wall_s"] / med["before"]["wall_s"],
+                      "ratio_cpu": med["after"]["cpu_s"] / med["before"]["cpu_s"], "values_identical": same}
+    return out
+
+
+def memory(n: int, g: int, src: Path | None = None) -> dict:
     res = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(n), str(g)], capture_output=True, text=True,
-                         check=True)
+                         check=True, env=child_env(src))
     out = json.loads(res.stdout.strip().splitlines()[-1])
     out["naive_full_matrices_gib"] = 3 * n * n * 8 / 2**30  # what three float64 n x n matrices would take
     return out
@@ -224,7 +290,24 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true", help="redo only the memory part of an existing result")
     parser.add_argument("--settle", type=float, default=10.0,
                         help="seconds of pause before each fidelity timing, so freed memory is handed back first")
+    parser.add_argument("--compare", type=Path, default=None, metavar="OLD_SRC",
+                        help="time the older code's fidelity (its src folder) against the current, alternating")
+    parser.add_argument("--compare-n", type=int, default=5_000)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if args.compare is not None:
+        result = {"machine": machine(), "mode": "compare", "old_src": str(args.compare)}
+        result["compare_runs"] = compare(args.compare, args.compare_n, args.rounds, args.settle)
+        result["compare_summary"] = summarize(result["compare_runs"])
+        print(json.dumps(result["compare_summary"], indent=1))
+        result["memory_before"] = memory(args.big_n, args.big_genes, args.compare)
+        result["memory"] = memory(args.big_n, args.big_genes)
+        for key in ("memory_before", "memory"):
+            print(key, json.dumps({k: v for k, v in result[key].items() if k != "values"}))
+        result["load_average_at_end"] = os.getloadavg()
+        write_atomic(args.out, result)
+        print(f"written {args.out}")
+        return
     if args.memory_only:
         result = json.loads(args.out.read_text())
         result["memory"] = memory(args.big_n, args.big_genes)

@@ -294,6 +294,22 @@ def test_float32_data_are_converted_by_slab_not_whole(monkeypatch):
     assert largest * 8 <= 2**20  # every float64 conversion is one slab, never a whole input (7.2 MB)
 
 
+def test_mixed_storage_dtypes_are_converted_by_slab(tiny_slabs, monkeypatch):
+    widths = []
+    real_convert = tiny_slabs._convert
+    def spy(x, dtype):
+        if x.dtype != dtype:  # a real conversion (not the no-op of float64 data)
+            widths.append(x.shape[-1])
+        return real_convert(x, dtype)
+
+    monkeypatch.setattr(tiny_slabs, "_convert", spy)
+    rng = np.random.default_rng(17)
+    a, b = small_ints(rng, 30, 200), small_ints(rng, 25, 200).astype(np.float64)
+    for x, y in ((a, b), (b, a)):  # one float32 and one float64 set: both sides by 64-gene slab
+        assert np.array_equal(knn_scores(x, y, 3, dtype=np.float64), sorted_cdist(x, y, 3))
+    assert widths and max(widths) == 64
+
+
 def test_each_set_norms_once_and_device_checked():
     from gemmgan_sc.metrics._distances import Points
 

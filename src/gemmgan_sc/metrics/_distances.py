@@ -20,6 +20,7 @@ blocks computed together. A set against itself is scored in row chunks against t
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from functools import cached_property
 
 import numpy as np
@@ -120,7 +121,7 @@ class Pairwise:
             r0 = c0 = min(r0, c0)
             r1 = c1 = max(r1, c1)
         outs = [self._start(rows, cols) for rows, cols in spans]
-        width = self.a.slab_width((r1 - r0) + (0 if self.same else c1 - c0))
+        width = min(p.slab_width((r1 - r0) + (0 if self.same else c1 - c0)) for p in (self.a, self.b))
         for j in range(0, self.a.x.shape[1], width):
             genes = slice(j, j + width)
             sa = self.a.rows(slice(r0, r1), genes)
@@ -158,8 +159,11 @@ class Pairwise:
             diff = self.a.rows(ii + rows.start) - self.b.rows(jj + cols.start)
             out[ii, jj] = torch.einsum("ij,ij->i", diff, diff)
 
-    def row_blocks(self, block_bytes: int):
-        """``(rows, scores of a[rows] against all of b)`` for row chunks of at most ``block_bytes``."""
+    def row_blocks(self, block_bytes: int) -> Iterator[tuple[slice, torch.Tensor]]:
+        """``(rows, scores of a[rows] against all of b)`` for row chunks of at most ``block_bytes``.
+
+        A caller keeping its block while the next one is computed holds two: ``del`` it at the end of the loop.
+        """
         n, m = len(self.a), len(self.b)
         step = chunk_rows(n, m, self.itemsize, block_bytes)
         for r0 in range(0, n, step):
@@ -170,7 +174,11 @@ class Pairwise:
         """The ``k`` smallest scores of each row of ``a`` to the rows of ``b``, ascending (``n_a x k``)."""
         if self.same:
             return self._knn_self(k, block_bytes)
-        return torch.cat([_smallest(d, k) for _, d in self.row_blocks(block_bytes)])
+        out = []
+        for _, d in self.row_blocks(block_bytes):
+            out.append(_smallest(d, k))
+            del d  # freed before the next block is computed
+        return torch.cat(out)
 
     def _knn_self(self, k: int, block_bytes: int) -> torch.Tensor:
         """k-NN of a set against itself, each pair scored once.

@@ -53,6 +53,7 @@ def fidelity_arrays(
         rec_le |= (d <= r_synth[rows, None]).any(0)
         rec_lt |= (d < r_synth[rows, None]).any(0)
         torch.minimum(min_to_synth, d.amin(0), out=min_to_synth)
+        del d, inside_lt  # freed before the next block is computed
     return {
         "precision_kynkaanniemi": float(prec_le.double().mean()),
         "recall_kynkaanniemi": float(rec_le.double().mean()),
