@@ -142,7 +142,8 @@ def measure_case(name: str, config: dict, trees: dict[str, str], rounds: int, wo
     for r in range(rounds):
         order = list(trees) if r % 2 == 0 else list(reversed(trees))
         for tree in order:
-            got = run_tree(trees[tree], dict(config, store=str(Path(config["store"]).with_name(f"{name}-{tree}.zarr"))))
+            store = Path(config["store"]).with_name(f"{name}-{tree}-round{r}.zarr")  # a fresh store per child
+            got = run_tree(trees[tree], dict(config, store=str(store)))
             for key, sec in got["seconds"].items():
                 times[tree].setdefault(key, []).append(sec)
         for label in ENCODERS:
@@ -173,6 +174,7 @@ def main() -> None:
     ap.add_argument("--tree", action="append", default=None,
                     help="NAME=PATH of a source tree to time (repeatable; the first is the 'after' one). "
                          "Default: after=<this repository's src>")
+    ap.add_argument("--slides", nargs="*", default=[str(p) for p in REAL_SLIDES], help="real slides to embed")
     ap.add_argument("--copies", type=int, default=4, help="copies of each real slide (distinct files)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds (trees alternate); best time of each")
     ap.add_argument("--workers", type=int, default=2)
@@ -188,7 +190,7 @@ def main() -> None:
     trees = dict(t.split("=", 1) for t in (args.tree or [f"after={HERE.parent / 'src'}"]))
     tmp = Path(tempfile.mkdtemp())
     slides = [str(shutil.copy(p, tmp / f"{p.stem}-copy{k}{p.suffix}")) for k in range(args.copies)
-              for p in REAL_SLIDES if p.is_file()]
+              for p in map(Path, args.slides)]
     workers = sorted({0, args.workers})
     results = {"machine": machine_info(), "load_average_at_start": os.getloadavg(), "trees": trees,
                "rounds": args.rounds, "copies_of_each_slide": args.copies}
