@@ -189,7 +189,7 @@ def generator_row(rot: Rotation, model_cls, setup_kwargs: dict | None = None, mo
 
 #: GeMM-GAN size of the CPU configuration (image only: the spots have no text tokens)
 GEMMGAN_CPU = {"n_patches": 16, "d_model": 64, "d_ff": 128, "n_heads": 4, "n_layers": 2}
-GAN_TRAIN = {"max_steps": 600}
+GAN_TRAIN = {"max_steps": 400}
 
 #: row name -> function of a Rotation returning a dict with at least "pearson_mean".
 ROWS: dict[str, Callable[[Rotation], dict]] = {

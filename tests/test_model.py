@@ -134,7 +134,7 @@ def test_same_seed_same_history_and_samples(tmp_path):
         gg.GeMMGAN.setup_anndata(adata, patch_store=store)
         model = gg.GeMMGAN(adata, **SMALL).train(max_epochs=2, batch_size=16, seed=7)
         runs.append((model.history, model.sample(seed=1).X))
-    assert runs[0][0].equals(runs[1][0])
+    assert runs[0][0].drop(columns="time").equals(runs[1][0].drop(columns="time"))  # wall time differs
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
 
@@ -208,7 +208,7 @@ def test_streamed_bank_gives_the_same_model_as_the_in_memory_bank(tmp_path, capl
             runs.append((model.history, model.sample(seed=0).X))
         finally:
             gg.settings.max_bank_bytes = None
-    assert runs[0][0].equals(runs[1][0])
+    assert runs[0][0].drop(columns="time").equals(runs[1][0].drop(columns="time"))  # wall time differs
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
 
@@ -255,6 +255,6 @@ def test_train_compile_runs_compiled_networks(tmp_path):
     assert not any(k.startswith("_orig_mod") for k in model.networks.state_dict())
     assert len(model.history) == 2 and np.isfinite(model.history["generator_loss"]).all()
     if shutil.which("g++") or shutil.which("c++"):  # inductor's CPU backend needs a C++ compiler
-        assert fusion._compiled_call_impl is not None
+        assert fusion._compiled_call_impl is not None  # noqa: SLF001  (no public flag says a module is compiled)
     synth = model.sample(seed=0)
     assert np.isfinite(synth.X).all()

@@ -227,10 +227,12 @@ class BaseGenerativeModel:
         Frechet distance between profiles generated for the validation rows and the real ones (PCA space of the
         training rows) is logged as ``val_frechet``; early stopping (``patience`` epochs without improvement,
         or ``early_stopping=N`` for N) and restoring the best weights (``restore_best``) watch it. Then, with
-        ``calibrate``, a per-gene affine map of the output is fitted so that profiles generated from the
-        training rows' conditions have the training rows' per-gene mean and sd (z-scored scale; scale clipped to
-        [1/4, 4]): GANs end training with small per-gene mean offsets that a linear classifier adds up over
-        thousands of genes (benchmarks/convergence.py measures with and without). A second call
+        ``calibrate``, a per-gene output calibration is fitted so that profiles generated from the training
+        rows' conditions have the training rows' per-gene mean and sd (z-scored scale; a missing variance is
+        added as independent per-gene noise, :class:`~gemmgan_sc.models._calibration.OutputCalibration`): GANs
+        end training with small per-gene mean offsets that a linear classifier adds up over thousands of genes,
+        and without residual noise their profiles lie closer together than real ones (k-NN recall ~0);
+        benchmarks/convergence.py measures with and without. A second call
         continues training the same networks, split and normalisation. ``checkpoint_dir`` writes a checkpoint
         (safetensors + JSON) every ``checkpoint_every`` epochs; ``resume=True`` continues an interrupted run
         from it (the early-stopping count and the best weights are tracked afresh from there). ``compile=True`` runs the fusion networks through ``torch.compile`` (it pays on GPUs). Other
@@ -377,7 +379,10 @@ class BaseGenerativeModel:
                 out.append(net.generate(cond, z).float().cpu().numpy())
         self.networks.cpu()
         z = np.concatenate(out, axis=0) if out else np.zeros((0, len(self.var_names)), np.float32)
-        return z if self.calibration is None else self.calibration.apply(z)
+        if self.calibration is None:
+            return z
+        noise = torch.randn(z.shape, generator=gen, device=device).cpu().numpy() if self.calibration.adds_noise else None
+        return self.calibration.apply(z, noise)
 
     def _calibrate(self, n_draws: int = 8192, seed: int | None = 0) -> None:
         """Fit the per-gene output calibration on profiles generated from the training rows' conditions."""

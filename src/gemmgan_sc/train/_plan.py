@@ -9,6 +9,8 @@ best-weights callback watch.
 
 from __future__ import annotations
 
+import copy
+
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -159,13 +161,13 @@ class TrainingPlan(pl.LightningModule):
             cond = {k: v.float() if v is not None and v.is_floating_point() else v
                     for k, v in self.bank.conditions(idx).items()}
             for module in targets:
-                compiled = torch.compile(module)
-                compiled(cond.get("patches"), cond.get("patch_mask"), cond.get("text"), cond.get("text_mask")).sum().backward()
-                module.zero_grad(set_to_none=True)
+                trial = copy.deepcopy(module)
+                trial.compile()
+                trial.from_conditions(cond).sum().backward()
+            for module in targets:
+                module.compile()
         except Exception as err:  # noqa: BLE001  (any backend failure: stay eager)
             logger.warning("torch.compile of the fusion networks failed (%s: %s); training runs eagerly.",
                            type(err).__name__, str(err).splitlines()[0] if str(err) else "")
             return False
-        for module in targets:
-            module.compile()
         return True

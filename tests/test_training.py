@@ -1,0 +1,134 @@
+"""The training loop of every generator: budgets, presets, history, early stopping, calibration, references."""
+
+import numpy as np
+import pytest
+import torch
+
+import gemmgan_sc as gg
+from gemmgan_sc.models._calibration import OutputCalibration
+from gemmgan_sc.train._wgan import conditional_mean_error
+
+
+def _cohort(n=60, genes=30, seed=0):
+    import anndata as ad
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    group = np.repeat(["a", "b"], n // 2)
+    x = rng.normal(size=(n, genes)).astype(np.float32)
+    x[group == "b", :5] += 3.0
+    return ad.AnnData(x, obs=pd.DataFrame({"group": pd.Categorical(group)}, index=[f"r{i}" for i in range(n)]))
+
+
+TINY = dict(n_latent=8, hidden=(32, 32))
+
+
+def test_conditional_mean_error_is_unbiased_and_ignores_spread():
+    x = torch.zeros(2, 3)
+    fake = torch.tensor([[[1.0, 2.0, 3.0], [-1.0, -2.0, -3.0]], [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]])
+    # per gene: (mean - x)^2 - var / k. Row 1: mean 0, unbiased var 2, 8, 18 over k = 2 -> -1, -4, -9 (the
+    # estimate may be negative, its expectation is not); row 2: mean 2, no spread -> 4, 4, 4.
+    assert float(conditional_mean_error(fake, x)) == pytest.approx((-14 / 3 + 4) / 2)
+    torch.manual_seed(0)
+    draws = torch.randn(4000, 4, 3) * 2.0 + 0.5  # E[mean] - x = 0.5 per gene: expected error 0.25
+    assert float(conditional_mean_error(draws, torch.zeros(4000, 3))) == pytest.approx(0.25, abs=0.05)
+
+
+def test_output_calibration_matches_moments_and_needs_noise():
+    rng = np.random.default_rng(1)
+    real = rng.normal(1.0, [1.0, 2.0, 0.5], size=(3000, 3))
+    generated = rng.normal(0.0, [2.0, 0.5, 0.5], size=(3000, 3))
+    cal = OutputCalibration.fit(generated, real)
+    np.testing.assert_allclose(cal.scale, [real.std(0)[0] / generated.std(0)[0], 1.0, 1.0], rtol=1e-5)
+    assert cal.noise_sd[0] == 0 and cal.noise_sd[1] > 1.5
+    out = cal.apply(generated, rng.normal(size=generated.shape))
+    np.testing.assert_allclose(out.mean(0), real.mean(0), atol=0.08)
+    np.testing.assert_allclose(out.std(0), real.std(0), rtol=0.05)
+    with pytest.raises(ValueError, match="noise"):
+        cal.apply(generated)
+    again = OutputCalibration.from_state(cal.state())
+    np.testing.assert_array_equal(again.noise_sd, cal.noise_sd)
+    assert OutputCalibration.from_state({}) is None
+
+
+def test_step_budget_history_and_every_gene_kept():
+    adata = _cohort()
+    adata.X[:, -1] = 0.0  # an all-zero gene: the model must still generate it (no hidden gene filter)
+    gg.WGANGP.setup_anndata(adata, expression_scale="any")
+    model = gg.WGANGP(adata, **TINY).train(max_steps=12, batch_size=16, seed=0)
+    h = model.history
+    assert {"epoch", "step", "time", "val_frechet", "critic_loss", "generator_loss", "lr"} <= set(h.columns)
+    assert h["step"].iloc[-1] == 12 and h["step"].is_monotonic_increasing
+    assert model.train_params["max_steps"] == 12 and model.train_params["preset"] == "default"
+    synth = model.sample(seed=0)
+    assert list(synth.var_names) == list(adata.var_names)
+    by_epochs = gg.WGANGP(adata, **TINY).train(max_epochs=2, batch_size=16, seed=0)
+    assert len(by_epochs.history) == 2 and by_epochs.history["step"].iloc[-1] == 6  # 48 rows / 16
+
+
+def test_presets_and_bad_training_arguments():
+    adata = _cohort()
+    gg.WGANGP.setup_anndata(adata, expression_scale="any")
+    model = gg.WGANGP(adata, **TINY)
+    with pytest.raises(ValueError, match="preset"):
+        model.train(preset="fastest")
+    with pytest.raises(ValueError, match="max_steps"):
+        model.train(max_steps=0)
+    with pytest.raises(ValueError, match="patience"):
+        model.train(patience=0)
+    model.train(preset="authors_code", max_epochs=1, seed=0)
+    params = model.train_params
+    assert params["batch_size"] == 8 and params["optimizer"] == "rmsprop" and params["lr"] == 5e-4
+    assert params["lr_halving_every"] == 100 * 6  # 100 epochs of 48 rows / 8
+
+
+def test_early_stopping_stops_and_restores_the_best_weights():
+    adata = _cohort(n=80)
+    gg.WGANGP.setup_anndata(adata, expression_scale="any")
+    model = gg.WGANGP(adata, **TINY).train(max_epochs=60, batch_size=32, lr=5e-3, patience=2, seed=0,
+                                           calibrate=False)
+    h = model.history
+    assert len(h) < 60  # stopped early
+    best = int(h["val_frechet"].idxmin())
+    assert len(h) - 1 - best == 2  # two epochs without improvement, then stop
+    # the restored weights are the best epoch's: re-scoring the validation rows gives about its val_frechet
+    plan_score = h["val_frechet"].iloc[best]
+    assert np.isfinite(plan_score)
+
+
+def test_calibration_is_saved_and_reloaded(tmp_path):
+    adata = _cohort()
+    gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
+    model = gg.CondWGANGP(adata, **TINY).train(max_steps=6, batch_size=16, seed=0)
+    assert model.calibration is not None and model.calibration.adds_noise
+    z = model.normalize(model.sample(seed=0).X)
+    assert abs(z.std(0).mean() - 1.0) < 0.3
+    loaded = gg.CondWGANGP.load(model.save(tmp_path / "m"), adata=adata)
+    np.testing.assert_array_equal(loaded.sample(seed=3).X, model.sample(seed=3).X)
+    raw = gg.CondWGANGP(adata, **TINY).train(max_steps=6, batch_size=16, seed=0, calibrate=False)
+    assert raw.calibration is None and raw.train_params["calibrate"] is False
+
+
+def test_gaussian_baseline_follows_labels_and_round_trips(tmp_path):
+    adata = _cohort(n=120)
+    gg.GaussianBaseline.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
+    model = gg.GaussianBaseline(adata, n_components=5).train(seed=0)
+    synth = model.sample(adata=adata, seed=0)
+    b = (synth.obs["group"] == "b").to_numpy()
+    assert synth.X[b, :5].mean() > 2.5 and abs(synth.X[~b, :5].mean()) < 0.5
+    free = model.sample(n_samples=50, seed=1)
+    assert free.n_obs == 50 and free.obs_names.is_unique
+    loaded = gg.GaussianBaseline.load(model.save(tmp_path / "g"), adata=adata)
+    np.testing.assert_array_equal(loaded.sample(adata=adata, seed=2).X, model.sample(adata=adata, seed=2).X)
+    with pytest.raises(ValueError, match="n_components"):
+        gg.GaussianBaseline(adata, n_components=0)
+    plain = _cohort(n=40)
+    gg.GaussianBaseline.setup_anndata(plain, expression_scale="any")
+    x = gg.GaussianBaseline(plain, n_components=3).train(seed=0).sample(n_samples=2000, seed=0).X
+    np.testing.assert_allclose(x.std(0), plain.X[:32].std(0), rtol=0.25)  # training rows' spread, every gene
+
+
+def test_model_classes_say_what_setup_reads():
+    assert gg.GeMMGAN.setup_inputs == {"text", "image", "labels"}
+    assert gg.CondWGANGP.labels_required and not gg.WGANGP.labels_required
+    assert gg.GaussianBaseline.setup_inputs == {"labels"} and not gg.GaussianBaseline.labels_required
