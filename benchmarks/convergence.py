@@ -91,6 +91,22 @@ def held_out_sets(model, adata, test_rows: np.ndarray, seed: int):
     return real_test, model.normalize(np.asarray(synth.X)), real_train
 
 
+def utility_scores(model, adata, test_rows: np.ndarray, label: str, seed: int) -> dict[str, float]:
+    """Train-on-synthetic / test-on-real random-forest accuracy of ``label`` (models that follow labels), with
+    the train-on-real accuracy beside it; synthetic profiles are generated from the training rows' labels."""
+    if label not in model.registry.labels_keys:
+        return {}
+    train_rows = model.split["train"]
+    synth = model.sample(adata=model.adata, indices=train_rows, seed=seed)
+    real_train = model.normalize(model._expression(model.adata)[train_rows])
+    real_test = model.normalize(model._expression(adata)[test_rows])
+    out = gg.metrics.utility(model.normalize(np.asarray(synth.X)), real_test, classifier="rf", real_train=real_train,
+                             seed=seed, synth_labels=synth.obs[label].astype(str).to_numpy(),
+                             test_labels=adata.obs[label].astype(str).to_numpy()[test_rows],
+                             train_labels=model.adata.obs[label].astype(str).to_numpy()[train_rows])
+    return {f"utility_{k}": float(v) for k, v in out.items() if "accuracy" in k}
+
+
 class CurveCallback:
     """Lightning callback scoring the model every ``every`` steps (the generator calibrated as at the end)."""
 
@@ -150,6 +166,7 @@ def run_model(name: str, adata, test_rows, fit_rows, args, seed: int, layer, lab
         model.calibration = cal
     rng = np.random.default_rng(seed)
     ceiling = score(real_test, real_train[rng.choice(len(real_train), len(real_test), replace=False)], real_train)
+    final.update(utility_scores(model, adata, test_rows, label, seed))
     steps = int(model.history["step"].max()) if "step" in model.history else 0
     return {"model": name, "seed": seed, "wall_s": wall, "steps": steps, "final": final, "uncalibrated": raw,
             "real_rows": ceiling, "curve": curve, "train_params": model.train_params}

@@ -183,9 +183,13 @@ def _accepted(func, **wanted: Any) -> dict[str, Any]:
 
 
 def _hparams(cls: type, wanted: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``wanted`` that are hyperparameters of ``cls``."""
+    """The entries of ``wanted`` that are hyperparameters of ``cls`` of the same kind (a ``hidden`` tuple of
+    layer widths is not given to a model whose ``hidden`` is one width)."""
     known = getattr(cls, "_default_hparams", None)
-    return dict(wanted) if known is None else {k: v for k, v in wanted.items() if k in known}
+    if known is None:
+        return dict(wanted)
+    return {k: v for k, v in wanted.items()
+            if k in known and isinstance(v, tuple) == isinstance(known[k], (tuple, list))}
 
 
 # ----------------------------------------------------------------------------- demo
@@ -250,7 +254,7 @@ def _train_summary(model) -> str:
     if hist is None or len(hist) == 0:
         return ""
     last = hist.iloc[-1]
-    parts = [f"{c} {last[c]:.3g}" for c in ("wasserstein_val", "loss_val", "loss") if c in last and np.isfinite(last[c])]
+    parts = [f"{c} {last[c]:.3g}" for c in ("step", "val_frechet", "loss") if c in last and np.isfinite(last[c])]
     return f" ({', '.join(parts)})" if parts else ""
 
 

@@ -8,4 +8,5 @@ from ._diffusion import ExpressionDiffusion
 
 MODEL_CLASSES = {cls.__name__: cls for cls in (GeMMGAN, WGANGP, CondWGANGP, CVAE, BetaVAE, GaussianBaseline, ExpressionDiffusion)}
 
-__all__ = ["BaseGenerativeModel", "GeMMGAN", "WGANGP", "CondWGANGP", "CVAE", "BetaVAE", "GaussianBaseline", "MODEL_CLASSES"]
+__all__ = ["BaseGenerativeModel", "GeMMGAN", "WGANGP", "CondWGANGP", "CVAE", "BetaVAE", "GaussianBaseline", "ExpressionDiffusion",
+           "MODEL_CLASSES"]

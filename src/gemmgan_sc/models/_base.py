@@ -259,6 +259,7 @@ class BaseGenerativeModel:
                                early_stopping=early_stopping, restore_best=restore_best,
                                checkpoint=(checkpoint_dir, checkpoint_every), trainer_kwargs=config.trainer_kwargs)
         fit(trainer, plan, self._loaders(config.batch_size), resume_state, compile)
+        self.global_rank = int(trainer.global_rank)
         self.networks = plan.networks.cpu().eval()
         if calibrate:
             self._calibrate(seed=seed)

@@ -23,4 +23,9 @@ __all__ = [
     "VAE",
     "vae_loss",
     "upgrade_state_dict",
+    "CosineSchedule",
+    "Denoiser",
+    "diffusion_sample",
+    "noise_generator",
+    "timestep_embedding",
 ]

@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from .._io import check_anndata
+from .._io import uns_safe as _uns_safe
+from .._settings import progress as _progress
 from ..data import PatchStore
 
 DEFAULT_STORE_PREFIX = "gemmgan_patches"
@@ -23,12 +26,7 @@ def _logger():
 
 
 def _check_adata(adata) -> None:
-    from anndata import AnnData
-
-    if not isinstance(adata, AnnData):
-        raise TypeError(f"Expected an AnnData, got {type(adata).__name__}.")
-    if adata.n_obs == 0:
-        raise ValueError("AnnData has no rows (0 obs); nothing to tile.")
+    check_anndata(adata, genes=False)
 
 
 def _int_param(name: str, value, minimum: int, allow_none: bool = False):
@@ -37,19 +35,6 @@ def _int_param(name: str, value, minimum: int, allow_none: bool = False):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}{' or None' if allow_none else ''}, got {value!r}.")
     return int(value)
-
-
-def _uns_safe(value: Any) -> Any:
-    """h5ad/zarr-safe copy: drop None, paths to str, numpy scalars to Python."""
-    if isinstance(value, dict):
-        return {str(k): _uns_safe(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_uns_safe(v) for v in value if v is not None]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _open_store(adata, store, key_added: str, create: bool = False, default: Path | None = None) -> PatchStore:
@@ -100,9 +85,3 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _progress(iterable=None, **kwargs):
-    from tqdm.auto import tqdm
-
-    from .._settings import settings
-
-    return tqdm(iterable, disable=not settings.progress_bar, **kwargs)

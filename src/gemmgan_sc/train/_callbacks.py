@@ -8,11 +8,10 @@ from collections.abc import Callable
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_only
 
 
 class HistoryLogger(Logger):
-    """Collects the epoch-level metrics logged by a plan into ``rows`` (one dict per epoch).
+    """Collects the epoch-level metrics logged by a plan into ``rows`` (one dict per epoch, on every process).
 
     Each row gets ``epoch`` (continuing ``epoch_offset``), ``step`` (training batches, i.e. generator updates,
     continuing ``step_offset``) and ``time`` (seconds since this logger was made, plus ``time_offset``).
@@ -37,7 +36,6 @@ class HistoryLogger(Logger):
     def log_hyperparams(self, params, *args, **kwargs) -> None:
         """Hyperparameters live in the model's JSON, not in the history."""
 
-    @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         values = {k: float(v) for k, v in metrics.items() if k != "epoch"}
         if "epoch" not in metrics:
@@ -50,6 +48,14 @@ class HistoryLogger(Logger):
         if step is not None:
             row["step"] = self.step_offset + int(step) + 1  # Lightning passes the batches stepped before this one
         row["time"] = self.time_offset + time.perf_counter() - self._start
+
+    def merge(self, epoch: int, metrics: dict) -> None:
+        """Add ``metrics`` to the row of ``epoch`` (Lightning logs the epoch's training metrics only after the
+        ``on_train_epoch_end`` hooks, where checkpoints are written)."""
+        epoch = self.epoch_offset + int(epoch)
+        if not self.rows or self.rows[-1]["epoch"] != epoch:
+            self.rows.append({"epoch": epoch})
+        self.rows[-1].update({k: float(v) for k, v in metrics.items() if not k.endswith("_step")})
 
 
 class BestWeights(pl.Callback):
@@ -85,6 +91,8 @@ class EveryEpochs(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every == 0:
+            if isinstance(trainer.logger, HistoryLogger):
+                trainer.logger.merge(trainer.current_epoch, trainer.callback_metrics)
             self.action(pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -113,7 +113,7 @@ class TrainingPlan(pl.LightningModule):
         a = (real @ self.score_axes).double().cpu().numpy()
         b = (fake @ self.score_axes).double().cpu().numpy()
         score = frechet_gaussians(a.mean(0), np.cov(a.T), b.mean(0), np.cov(b.T))
-        self.log("val_frechet", float(score), on_epoch=True, sync_dist=False, rank_zero_only=True)
+        self.log("val_frechet", float(score), on_epoch=True)  # gathered above: the same on every process
 
     # ----------------------------------------------------------------- resume
     def _raw_optimizers(self) -> list:
