@@ -66,7 +66,7 @@ if os.environ.get("GEMMGAN_DOCS_OFFLINE", "1") == "1":
 myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
 nb_execution_mode = os.environ.get("GEMMGAN_DOCS_EXECUTE", "force")
 # (b) needs the network and gated models, (c) needs minutes of training: shown, not run, in the build
-nb_execution_excludepatterns = ["tutorials/tcga.md", "tutorials/evaluation.md"]
+nb_execution_excludepatterns = ["tutorials/tcga.md", "tutorials/evaluation.md", "tutorials/spatial.md"]
 nb_execution_timeout = 900
 nb_execution_raise_on_error = True
 nb_execution_in_temp = True  # files written by a tutorial go to a temporary folder, not the source tree
