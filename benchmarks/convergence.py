@@ -58,8 +58,9 @@ def tcga_cohort(with_text: bool):
         raise SystemExit(f"The MCAT tables are missing under {SHARED / 'tcga_mcat'}.")
     adata = gg.datasets.read_mcat(paths)
     if with_text:
-        fields = [f for f in ("site", "is_female", "age", "survival_months", "censorship") if f in adata.obs]
-        gg.pp.clinical_to_text(adata, fields=fields)
+        # age and sex only: the tissue source site and the survival fields would give the cohort away
+        adata.obs["gender"] = np.where(adata.obs["is_female"].astype(float) > 0.5, "female", "male")
+        gg.pp.clinical_to_text(adata, fields=["age", "gender"])
         gg.pp.embed_text(adata, encoder="minilm")
     return adata, None, "cohort", "any"
 
