@@ -22,6 +22,7 @@ import json
 import time
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 
 import gemmgan_sc as gg
@@ -108,38 +109,32 @@ def utility_scores(model, adata, test_rows: np.ndarray, label: str, seed: int) -
     return {f"utility_{k}": float(v) for k, v in out.items() if "accuracy" in k}
 
 
-class CurveCallback:
-    """Lightning callback scoring the model every ``every`` steps (the generator calibrated as at the end)."""
+class CurveCallback(pl.Callback):
+    """Scores the model every ``every`` steps, its generator calibrated as it would be at the end."""
 
-    def __new__(cls, *args, **kwargs):
-        import lightning.pytorch as pl
+    def __init__(self, model, adata, test_rows, every: int, seed: int) -> None:
+        self.model, self.adata, self.test_rows, self.every, self.seed = model, adata, test_rows, every, seed
+        self.points, self.scoring, self.next = [], 0.0, every
 
-        class _Curve(pl.Callback):
-            def __init__(self, model, adata, test_rows, every, seed):
-                self.model, self.adata, self.test_rows, self.every, self.seed = model, adata, test_rows, every, seed
-                self.points, self.scoring, self.next = [], 0.0, every
+    def on_train_batch_end(self, trainer, plan, outputs, batch, batch_idx) -> None:
+        steps = trainer.global_step // plan.optimizer_steps_per_batch
+        if steps >= self.next:
+            self.next += self.every
+            self.evaluate(plan, steps)
 
-            def on_train_batch_end(self, trainer, plan, outputs, batch, batch_idx):
-                steps = trainer.global_step // plan.optimizer_steps_per_batch
-                if steps >= self.next:
-                    self.next += self.every
-                    self.evaluate(plan, steps)
-
-            def evaluate(self, plan, steps):
-                start = time.perf_counter()
-                model = self.model
-                model.networks, model.is_trained = plan.networks, True
-                model._calibrate(seed=self.seed)
-                real_test, synth, real_train = held_out_sets(model, self.adata, self.test_rows, self.seed)
-                row = {"step": int(steps), **score(real_test, synth, real_train)}
-                model.calibration = None
-                plan.networks.train()
-                self.scoring += time.perf_counter() - start
-                row["time"] = float(model._history[-1]["time"] - self.scoring) if model._history else 0.0
-                self.points.append(row)
-                print(json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
-
-        return _Curve(*args, **kwargs)
+    def evaluate(self, plan, steps: int) -> None:
+        start = time.perf_counter()
+        model = self.model
+        model.networks, model.is_trained = plan.networks, True
+        model._calibrate(seed=self.seed)
+        real_test, synth, real_train = held_out_sets(model, self.adata, self.test_rows, self.seed)
+        row = {"step": int(steps), **score(real_test, synth, real_train)}
+        model.calibration = None
+        plan.networks.train()
+        self.scoring += time.perf_counter() - start
+        row["time"] = float(model._history[-1]["time"] - self.scoring) if model._history else 0.0
+        self.points.append(row)
+        print(json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
 
 
 def run_model(name: str, adata, test_rows, fit_rows, args, seed: int, layer, label, scale, store) -> dict:
@@ -152,8 +147,7 @@ def run_model(name: str, adata, test_rows, fit_rows, args, seed: int, layer, lab
         model.train(seed=seed)
         curve = []
     else:
-        cb = CurveCallback(model, None, None, args.eval_every, seed)
-        cb.adata, cb.test_rows = adata, test_rows
+        cb = CurveCallback(model, adata, test_rows, args.eval_every, seed)
         kwargs = {} if args.max_steps is None else {"max_steps": args.max_steps}
         model.train(seed=seed, callbacks=[cb], calibrate=True, **kwargs)
         curve = cb.points

@@ -119,7 +119,7 @@ def make_trainer(model, plan, config: TrainConfig, accelerator, devices, precisi
 
     history = model._history
     last = history[-1] if history else {}
-    log = HistoryLogger(history, plan.optimizer_steps_per_batch, epoch_offset=len(history),
+    log = HistoryLogger(history, epoch_offset=len(history),
                         step_offset=int(last.get("step", 0)), time_offset=float(last.get("time", 0.0)))
     args = dict(accelerator=accelerator, devices=devices, logger=log, log_every_n_steps=1,
                 enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=settings.progress_bar,

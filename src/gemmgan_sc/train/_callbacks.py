@@ -17,11 +17,10 @@ class HistoryLogger(Logger):
     continuing ``step_offset``) and ``time`` (seconds since this logger was made, plus ``time_offset``).
     """
 
-    def __init__(self, rows: list[dict], steps_per_batch: int = 1, epoch_offset: int = 0, step_offset: int = 0,
+    def __init__(self, rows: list[dict], epoch_offset: int = 0, step_offset: int = 0,
                  time_offset: float = 0.0) -> None:
         super().__init__()
         self.rows = rows
-        self.steps_per_batch = max(1, int(steps_per_batch))
         self.epoch_offset, self.step_offset, self.time_offset = epoch_offset, step_offset, time_offset
         self._start = time.perf_counter()
 
