@@ -391,7 +391,7 @@ class BaseGenerativeModel:
 
         self.calibration = None
         rows = np.resize(self.split["train"], max(int(n_draws), len(self.split["train"])))
-        z = self._generate(self._make_bank(self.adata, with_expression=False), rows, seed, 1024, "cpu")
+        z = self._generate(self._make_bank(self.adata, with_expression=False), rows, seed, 1024, self._sampling_device(None))
         real = self.scaler.transform(self._expression(self.adata)[self.split["train"]])
         self.calibration = OutputCalibration.fit(z, real)
 
