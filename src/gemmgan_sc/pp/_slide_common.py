@@ -85,3 +85,17 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def check_key_and_tissue_kwargs(key_added: str, tissue_kwargs: dict | None) -> dict:
+    """Check ``key_added`` and that ``tissue_kwargs`` are options of :func:`gemmgan_sc.pp.detect_tissue`;
+    returns a copy of ``tissue_kwargs`` (shared by ``tile_slides`` and ``tile_spots``)."""
+    import inspect
+
+    from ._tissue import detect_tissue
+
+    if not isinstance(key_added, str) or not key_added:
+        raise ValueError(f"key_added must be a non-empty str, got {key_added!r}.")
+    tissue_kwargs = dict(tissue_kwargs or {})
+    bad = set(tissue_kwargs) - (set(inspect.signature(detect_tissue).parameters) - {"slide"})
+    if bad:
+        raise ValueError(f"Unknown tissue_kwargs {sorted(bad)}; see gg.pp.detect_tissue for the options.")
+    return tissue_kwargs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import os
 import re
 import warnings
@@ -25,6 +24,7 @@ from ._slide_common import (  # noqa: F401 - _check_adata ... _versions are used
     _progress,
     _uns_safe,
     _versions,
+    check_key_and_tissue_kwargs,
     default_store,
 )
 from ._tiles import SlideReadError, open_slide, tile_grid, tissue_fraction
@@ -169,12 +169,7 @@ def _tiling_params(tile_size, mpp, min_tissue, max_tiles, seed, errors, key_adde
         raise ValueError(f"mpp must be a positive number (micrometres per pixel) or None, got {mpp!r}.")
     if errors not in _ERRORS:
         raise ValueError(f"errors must be one of {_ERRORS}, got {errors!r}.")
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty str, got {key_added!r}.")
-    tissue_kwargs = dict(tissue_kwargs or {})
-    bad = set(tissue_kwargs) - (set(inspect.signature(detect_tissue).parameters) - {"slide"})
-    if bad:
-        raise ValueError(f"Unknown tissue_kwargs {sorted(bad)}; see gg.pp.detect_tissue for the options.")
+    tissue_kwargs = check_key_and_tissue_kwargs(key_added, tissue_kwargs)
     return {"tile_size": tile_size, "mpp": mpp, "min_tissue": float(min_tissue), "max_tiles": max_tiles,
             "seed": seed, "tissue_kwargs": tissue_kwargs}
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import PatchStore, validate_slide_id
+from ._slide_common import check_key_and_tissue_kwargs
 from ._slides import _check_adata, _int_param, _progress, _uns_safe, _versions
 from ._tiles import PILSlide, SlideReader, _to_rgb, open_slide, tile_grid, tissue_fraction
 from ._tissue import detect_tissue
@@ -291,8 +292,6 @@ def _check_store_params(ps: PatchStore, tile_size: int, min_tissue: float, overw
 
 
 def _check_options(tile_size, neighbourhood_px, min_tissue, scale_factor, key_added, tissue_kwargs) -> dict:
-    import inspect
-
     tile_size = _int_param("tile_size", tile_size, 8)
     neighbourhood_px = _int_param("neighbourhood_px", neighbourhood_px, 1)
     if neighbourhood_px % tile_size:
@@ -309,12 +308,7 @@ def _check_options(tile_size, neighbourhood_px, min_tissue, scale_factor, key_ad
         raise ValueError(
             f"scale_factor must be a positive number (image px per coordinate unit) or None, got {scale_factor!r}."
         )
-    if not isinstance(key_added, str) or not key_added:
-        raise ValueError(f"key_added must be a non-empty str, got {key_added!r}.")
-    tissue_kwargs = dict(tissue_kwargs or {})
-    bad = set(tissue_kwargs) - (set(inspect.signature(detect_tissue).parameters) - {"slide"})
-    if bad:
-        raise ValueError(f"Unknown tissue_kwargs {sorted(bad)}; see gg.pp.detect_tissue for the options.")
+    tissue_kwargs = check_key_and_tissue_kwargs(key_added, tissue_kwargs)
     return {"tile_size": tile_size, "neighbourhood_px": neighbourhood_px, "min_tissue": float(min_tissue),
             "tissue_kwargs": tissue_kwargs}
 
