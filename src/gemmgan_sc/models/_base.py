@@ -37,7 +37,6 @@ class BaseGenerativeModel:
 
     _default_hparams: dict[str, Any] = {}
     _presets: dict[str, dict[str, Any]] = {"default": {}}
-    _extra_plan_keys: frozenset[str] = frozenset()
     _requires_condition = True
     setup_inputs: frozenset[str] = frozenset()
     labels_required: bool = False

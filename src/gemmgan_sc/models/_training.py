@@ -47,7 +47,7 @@ class TrainConfig:
         kwargs = dict(kwargs)
         patience = _positive_int("patience", kwargs.pop("patience", values.get("patience", 20)))
         for key, value in kwargs.items():
-            (plan_kwargs if key in plan_kwargs or key in model._extra_plan_keys else trainer_kwargs)[key] = value
+            (plan_kwargs if key in plan_kwargs else trainer_kwargs)[key] = value
         model._validate_plan_kwargs(plan_kwargs)
         batch_size = _positive_int("batch_size", values["batch_size"] if batch_size is None else batch_size)
         if max_steps is not None:

@@ -30,14 +30,6 @@ def make_optimizer(name: str, params, lr: float, betas: tuple[float, float] = (0
     raise ValueError(f"Unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")
 
 
-def pca_basis(x: torch.Tensor, n_components: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (genes) and the top principal axes (genes x k) of the rows of ``x``."""
-    mean = x.mean(dim=0)
-    k = max(1, min(int(n_components), x.shape[0] - 1, x.shape[1]))
-    _, _, vh = torch.linalg.svd(x.double() - mean.double(), full_matrices=False)
-    return mean, vh[:k].T.to(x.dtype)
-
-
 class TrainingPlan(pl.LightningModule):
     """Base of the WGAN-GP and VAE plans.
 
@@ -68,9 +60,13 @@ class TrainingPlan(pl.LightningModule):
         self.bank = bank
         self.optimizer_name, self.lr, self.betas = optimizer, float(lr), tuple(betas)
         self.lr_halving_every = lr_halving_every
-        mean, axes = pca_basis(bank.x[train_idx], score_components)
-        self.register_buffer("score_mean", mean, persistent=False)
-        self.register_buffer("score_axes", axes, persistent=False)
+        from ..metrics._frechet import pca_basis
+
+        x = bank.x[train_idx].double().cpu().numpy()
+        basis = pca_basis(x, max(1, min(int(score_components), x.shape[0] - 1, x.shape[1])))
+        dtype = bank.x.dtype
+        self.register_buffer("score_mean", torch.as_tensor(basis.mean, dtype=dtype), persistent=False)
+        self.register_buffer("score_axes", torch.as_tensor(basis.components.T.copy(), dtype=dtype), persistent=False)
         self.resume_state: dict | None = None
         self.seed: int | None = None
         self._val_real: list[torch.Tensor] = []
