@@ -477,6 +477,39 @@ def gemmgan_size(args: argparse.Namespace) -> dict[str, Any]:
     return {} if args.full_size else dict(CPU_GEMMGAN)
 
 
+#: Row name of the extra diffusion row of both tables.
+DIFFUSION_ROW = "Diffusion (DDIM, extra)"
+
+
+def diffusion_spec(setup: dict[str, Any], size: dict[str, Any] | None = None, name: str = DIFFUSION_ROW,
+                   conditioning: str = "full") -> ModelSpec:
+    """The extra row of Tables 1 and 2: ``gg.ExpressionDiffusion`` (DDIM sampling, its default 50 steps, no
+    guidance) on GeMM-GAN's setup (``setup``: text tokens and / or patch store), conditioned by the same fusion
+    network (``conditioning``), at the fusion size of ``size`` (GeMM-GAN's hyperparameters; those the diffusion
+    model lacks, such as ``n_latent``, are dropped).
+
+    Examples
+    --------
+    >>> spec = diffusion_spec({"layer": "log1p", "patch_store": "p.zarr"}, CPU_GEMMGAN)
+    >>> spec.name, spec.hparams["conditioning"], "n_latent" in spec.hparams
+    ('Diffusion (DDIM, extra)', 'full', False)
+    """
+    cls = gg.ExpressionDiffusion
+    hparams = {k: v for k, v in (size or {}).items() if k in cls._default_hparams}
+    return ModelSpec(name, cls, dict(setup), {**hparams, "conditioning": conditioning})
+
+
+def diffusion_note(records: dict[str, dict[str, Any]], name: str = DIFFUSION_ROW) -> list[str]:
+    """The table note on the diffusion row of ``run_specs``' ``records`` (none when the row did not run)."""
+    if name not in records:
+        return []
+    rec = records[name]
+    return [f"{name}: gg.ExpressionDiffusion on GeMM-GAN's conditions and fusion size (conditioning that ran: "
+            f"{rec['conditioning']}), DDIM with {rec['hparams']['n_steps']} steps, guidance "
+            f"{rec['hparams']['guidance']}; {rec['epochs']} epochs like every row (validation for early stopping "
+            "every 250 steps)"]
+
+
 def paper_gene_filter(adata, scale: str):
     """The paper's preprocessing on log-scale data: drop genes that are zero in more than 90 % of the samples
     (``sc.pp.filter_genes``, recorded by scanpy in ``var["n_cells"]``); z-scored inputs keep every gene."""

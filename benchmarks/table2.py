@@ -3,12 +3,15 @@
 Rows: ``conditioning=`` "mean_image" (mean of the patch embeddings), "text_cls" (text CLS only),
 "patch_transformer" (patch Transformer, no text), "film" (FiLM + Transformer, no cross attention),
 "cross_attention" (cross attention, no FiLM), "full"; optionally (``--authors-code``) the full model with the
-fusion of the authors' public code. Same training, seed and evaluation as benchmarks/table1.py, whose options
+fusion of the authors' public code; and an extra row, ``gg.ExpressionDiffusion`` conditioned by the full fusion
+at GeMM-GAN's size (DDIM sampling, 50 steps: the same conditions, another generator; ``--no-diffusion`` leaves it
+out). Same training, seed and evaluation as benchmarks/table1.py, whose options
 this script shares (default data: the demo cohort through the real pipeline, which has slides and text).
 
     python benchmarks/table2.py                        # demo cohort, 150 epochs, 5 runs
     python benchmarks/table2.py --quick                # smoke run
     python benchmarks/table2.py --ablations text_cls full --epochs 50
+    python benchmarks/table2.py --quick --no-diffusion --out /tmp/table2_quick
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gemmgan_sc as gg  # noqa: E402
 from _machine import machine_info  # noqa: E402
 from _tables import (  # noqa: E402
-    RESULTS, ModelSpec, apply_quick, common_parser, data_setup, gemmgan_size, load_for_args,
-    paper_layout, run_specs, write_results,
+    RESULTS, ModelSpec, apply_quick, common_parser, data_setup, diffusion_note, diffusion_spec, gemmgan_size,
+    load_for_args, paper_layout, run_specs, write_results,
 )
 
 #: conditioning -> row name (the paper's Table 2 order).
@@ -35,11 +38,15 @@ ABLATIONS = {
     "cross_attention": "Cross attention (no FiLM)",
     "full": "Full GeMM-GAN",
 }
+#: Row name of the extra diffusion row (the full fusion, another generator).
+DIFFUSION_ROW_T2 = "Diffusion, full fusion (DDIM, extra)"
 
 
 def table2_specs(adata, layer: str | None, scale: str, hparams: dict[str, Any] | None = None,
-                 ablations: list[str] | None = None, authors_code: bool = False) -> list[ModelSpec]:
-    """One GeMM-GAN spec per ablation (and the authors' fusion variant of the full model when asked)."""
+                 ablations: list[str] | None = None, authors_code: bool = False,
+                 diffusion: bool = True) -> list[ModelSpec]:
+    """One GeMM-GAN spec per ablation (and the authors' fusion variant of the full model when asked), then the
+    diffusion model on the full fusion when ``diffusion``."""
     chosen = list(ABLATIONS) if ablations is None else list(ablations)
     unknown = [a for a in chosen if a not in ABLATIONS]
     if unknown:
@@ -54,6 +61,8 @@ def table2_specs(adata, layer: str | None, scale: str, hparams: dict[str, Any] |
     if authors_code:
         specs.append(ModelSpec("Full, authors' code fusion", gg.GeMMGAN, setup,
                                {**base, "conditioning": "full", "fusion_variant": "authors_code"}))
+    if diffusion:
+        specs.append(diffusion_spec(setup, base, name=DIFFUSION_ROW_T2))
     return specs
 
 
@@ -63,6 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="conditionings to run (default: all six)")
     parser.add_argument("--authors-code", action="store_true",
                         help="add a row: full model with the fusion of the authors' public code")
+    parser.add_argument("--no-diffusion", action="store_true", help="leave out the extra diffusion row")
     args = parser.parse_args(argv)
     apply_quick(args)
     if args.threads:
@@ -72,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     gg.settings.progress_bar = False
     start = time.perf_counter()
     adata, layer, scale, labels, data_name, prep = load_for_args(args)
-    specs = table2_specs(adata, layer, scale, gemmgan_size(args), args.ablations, args.authors_code)
+    specs = table2_specs(adata, layer, scale, gemmgan_size(args), args.ablations, args.authors_code,
+                         diffusion=not args.no_diffusion)
     long, records = run_specs(specs, adata, args.epochs, args.n_runs, labels, args.classifiers, args.seed,
                                k=args.k, references=args.references)
     label = labels[0] if labels else None
@@ -100,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "GeMM-GAN hyperparameters (besides conditioning): "
         + str({k: v for k, v in first["hparams"].items() if k not in ("conditioning", "fusion_variant")}),
         "F1 of detectability is binary (real vs synthetic); F1 of utility is macro-averaged",
+        *diffusion_note(records, DIFFUSION_ROW_T2),
     ]
     out = Path(args.out) if args.out else RESULTS / f"table2_{data_name}"
     paths = write_results(out, long, wide, record, f"Table 2: GeMM-GAN ablations ({data_name})", args.classifiers,

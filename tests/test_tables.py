@@ -54,7 +54,8 @@ def test_table1_and_table2_smoke(tmp_path):
     data = _tiny(tmp_path)
     res = table1.main(["--data", str(data), *FAST, "--out", str(tmp_path / "t1")])
     wide = res["wide"]
-    models = ["GeMM-GAN", "WGAN-GP (unconditional)", "Conditional WGAN-GP", "CVAE", "β-VAE (RNA-GAN, extra)"]
+    models = ["GeMM-GAN", "WGAN-GP (unconditional)", "Conditional WGAN-GP", "CVAE", "β-VAE (RNA-GAN, extra)",
+              _tables.DIFFUSION_ROW]
     refs = ["Real training rows (ceiling)", "Gaussian baseline (floor)"]
     assert list(wide.index) == models + refs + ["Real data (train on real)"]
     assert "Detect. logreg AUC ↓" in wide.columns and "Utility logreg Acc ↑" in wide.columns
@@ -74,14 +75,80 @@ def test_table1_and_table2_smoke(tmp_path):
     rec = json.loads((tmp_path / "t1.json").read_text())
     assert rec["epochs"] == 1 and rec["seed"] == 0 and "cpu_count" in rec["machine"]
     assert rec["models"]["GeMM-GAN"]["conditioning"] == "full" and rec["models"]["CVAE"]["train_s"] >= 0
+    # the diffusion row: the same fused conditions as GeMM-GAN, labels for utility, a note under the table
+    diff = rec["models"][_tables.DIFFUSION_ROW]
+    assert diff["model"] == "ExpressionDiffusion" and diff["conditioning"] == "full"
+    assert diff["hparams"]["d_model"] == _tables.CPU_GEMMGAN["d_model"] and diff["hparams"]["sampler"] == "ddim"
+    assert "±" in wide.loc[_tables.DIFFUSION_ROW, "Utility logreg Acc ↑"]
+    assert "±" in wide.loc[_tables.DIFFUSION_ROW, "Cond. Pearson ↑"]
+    assert f"- {_tables.DIFFUSION_ROW}: gg.ExpressionDiffusion" in (tmp_path / "t1.md").read_text()
     assert pd.read_csv(tmp_path / "t1.csv", index_col=0).shape == wide.shape
     assert "| GeMM-GAN |" in (tmp_path / "t1.md").read_text()
 
-    res2 = table2.main(["--data", str(data), *FAST, "--ablations", "text_cls", "mean_image", "--out",
-                        str(tmp_path / "t2")])
+    res2 = table2.main(["--data", str(data), *FAST, "--ablations", "text_cls", "mean_image", "--no-diffusion",
+                        "--out", str(tmp_path / "t2")])
     assert list(res2["wide"].index)[:2] == ["Text CLS only", "Mean image embedding"]
     conds = {k: v["conditioning"] for k, v in res2["record"]["models"].items()}
     assert conds == {"Text CLS only": "text_cls", "Mean image embedding": "mean_image"}
+    assert table2.DIFFUSION_ROW_T2 not in res2["wide"].index
+
+
+def test_table_specs_lists(tmp_path):
+    """The rows of both tables, with and without the extra beta-VAE and diffusion rows (no training)."""
+    import gemmgan_sc as gg
+    import table1
+    import table2
+
+    adata = ad.read_h5ad(_tiny(tmp_path, n=20, genes=8))
+    size = dict(_tables.CPU_GEMMGAN)
+    specs = table1.table1_specs(adata, None, "log", size)
+    assert [s.name for s in specs] == ["GeMM-GAN", "WGAN-GP (unconditional)", "Conditional WGAN-GP", "CVAE",
+                                       "β-VAE (RNA-GAN, extra)", _tables.DIFFUSION_ROW]
+    gem, diff = specs[0], specs[-1]
+    assert diff.cls is gg.ExpressionDiffusion and diff.use_labels
+    assert diff.setup == gem.setup and diff.setup["patch_store"] is not None  # GeMM-GAN's conditions
+    assert diff.hparams == {"d_model": 64, "n_patches": 32, "d_ff": 128, "n_heads": 4, "conditioning": "full"}
+    assert "n_latent" not in diff.hparams  # the diffusion model's latent is the genes
+    assert [s.name for s in table1.table1_specs(adata, None, "log", size, extra=False, diffusion=False)] == [
+        "GeMM-GAN", "WGAN-GP (unconditional)", "Conditional WGAN-GP", "CVAE"]
+    # the spec builds a model conditioned by the full fusion of tiles and text
+    diff.cls.setup_anndata(adata, labels_keys=["disease_type"], **diff.setup)
+    assert gg.ExpressionDiffusion(adata, **diff.hparams).conditioning == "full"
+
+    t2 = table2.table2_specs(adata, None, "log", size, ablations=["text_cls", "full"], authors_code=True)
+    assert [s.name for s in t2] == ["Text CLS only", "Full GeMM-GAN", "Full, authors' code fusion",
+                                    table2.DIFFUSION_ROW_T2]
+    assert t2[-1].cls is gg.ExpressionDiffusion and t2[-1].hparams["conditioning"] == "full"
+    assert all(s.cls is gg.GeMMGAN for s in t2[:-1])
+    assert table2.DIFFUSION_ROW_T2 not in [s.name for s in table2.table2_specs(adata, None, "log", size,
+                                                                              diffusion=False)]
+    with pytest.raises(ValueError, match="unknown ablation"):
+        table2.table2_specs(adata, None, "log", size, ablations=["nope"])
+
+
+def test_diffusion_note():
+    rec = {"conditioning": "full", "epochs": 3, "hparams": {"n_steps": 50, "guidance": 0.0}}
+    (note,) = _tables.diffusion_note({_tables.DIFFUSION_ROW: rec})
+    assert "conditioning that ran: full" in note and "DDIM with 50 steps" in note and "3 epochs" in note
+    assert _tables.diffusion_note({"GeMM-GAN": rec}) == []
+
+
+def test_diffusion_benchmark_hyperparameters():
+    """benchmarks/diffusion.py: the DDIM settings go to the diffusion model, the CPU fusion size (demo cohort) to
+    the models with a fusion network only."""
+    import argparse
+
+    import diffusion
+    import gemmgan_sc as gg
+
+    demo = argparse.Namespace(cohort="demo", n_steps=20, guidance=0.5)
+    hp = diffusion.hyperparameters(gg.ExpressionDiffusion, demo)
+    assert hp == {"n_steps": 20, "guidance": 0.5, "d_model": 64, "n_patches": 32, "d_ff": 128, "n_heads": 4}
+    assert diffusion.hyperparameters(gg.GeMMGAN, demo) == dict(_tables.CPU_GEMMGAN)
+    assert diffusion.hyperparameters(gg.WGANGP, demo) == {}
+    tcga = argparse.Namespace(cohort="tcga", n_steps=50, guidance=0.0)
+    assert diffusion.hyperparameters(gg.ExpressionDiffusion, tcga) == {"n_steps": 50, "guidance": 0.0}
+    assert diffusion.DEFAULT_MODELS["demo"][:3] == ["GaussianBaseline", "ExpressionDiffusion", "WGANGP"]
 
 
 def test_paper_layout_and_markdown():
