@@ -86,8 +86,10 @@ def setup(cls, adata, layer, label, scale, store) -> None:
 
 
 def held_out_sets(model, adata, test_rows: np.ndarray, seed: int):
-    """(real test, synthetic for the test rows, real training rows), z-scored with the model's statistics."""
-    real_train = model.normalize(model._expression(adata)[model.split["train"]])
+    """(real test, synthetic for the test rows, real training rows), z-scored with the model's statistics.
+
+    ``adata`` holds the test rows; the training rows are the model's own (``model.adata``)."""
+    real_train = model.normalize(model._expression(model.adata)[model.split["train"]])
     real_test = model.normalize(model._expression(adata)[test_rows])
     synth = model.sample(adata=adata, indices=test_rows, n_samples=1, seed=seed)
     return real_test, model.normalize(np.asarray(synth.X)), real_train

@@ -40,12 +40,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gemmgan_sc as gg  # noqa: E402
 from _machine import machine_info  # noqa: E402
+from convergence import held_out_sets, score  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "her2st"
 RESULTS = ROOT / "benchmarks" / "results"
 SECTIONS = ("C2", "C3", "C4")
 LAYER = "log1p_cpm"
+PATIENT_TEXT = ("HER2-positive, ER-negative, PR-negative grade 3 invasive ductal carcinoma of the breast "
+                "in a female patient.")
 ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))
 
 
@@ -73,6 +76,9 @@ def prepare(data: Path, work: Path, tile_size: int = 64, neighbourhood_px: int =
         gg.pp.tile_spots(adata, library_key="library_id", tile_size=tile_size, neighbourhood_px=neighbourhood_px,
                          store=work / f"her2st_t{tile_size}_n{neighbourhood_px}.zarr")
         gg.pp.embed_tiles(adata, encoder="hed-texture", num_workers=num_workers)
+    # the clinical text is patient-level (README of the data): the same description for every spot
+    adata.obs["text"] = PATIENT_TEXT
+    gg.pp.embed_text(adata, encoder="minilm")
     counts = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
     adata.layers[LAYER] = np.log1p(counts / counts.sum(axis=1, keepdims=True) * 1e6).astype(np.float32)
     store = gg.data.PatchStore(adata.uns["gemmgan"]["patch_store"])
@@ -97,7 +103,8 @@ def rotations(adata, n_genes: int = 200) -> list[Rotation]:
         def subset(rows: np.ndarray):
             part = ad.AnnData(x[rows][:, genes].copy(), obs=adata.obs.iloc[rows].copy(),
                               var=adata.var.iloc[genes].copy())
-            part.obsm["X_tile_mean"] = adata.obsm["X_tile_mean"][rows]
+            for key in adata.obsm:  # tile means, text tokens and their mask
+                part.obsm[key] = adata.obsm[key][rows]
             part.uns["gemmgan"] = {k: adata.uns["gemmgan"][k] for k in ("patch_store", "tile_size", "min_tissue")}
             return part
 
@@ -176,33 +183,45 @@ def generator_row(rot: Rotation, model_cls, setup_kwargs: dict | None = None, mo
     train, test = rot.train.copy(), rot.test.copy()
     setup = dict(setup_kwargs or {})
     if "patch_store" in inspect.signature(model_cls.setup_anndata).parameters:
-        setup.setdefault("patch_store", rot.store)
+        setup.setdefault("patch_store", rot.store)  # an explicit None makes a text-only model
     model_cls.setup_anndata(train, **setup)
     model = model_cls(train, **(model_kwargs or {}))
     start = time.perf_counter()
     model.train(**{"seed": seed, **(train_kwargs or {})})
     seconds = time.perf_counter() - start
     res = gg.metrics.conditional_fidelity(model, test, indices=rot.test_rows, n_draws=n_draws, seed=seed)
-    return {**res.summary, "train_seconds": round(seconds, 1), "n_train": int(train.n_obs),
+    # distribution scores on the held-out section (one profile per spot), the real training spots as ceiling
+    real_test, synth, real_train = held_out_sets(model, test, rot.test_rows, seed)
+    pick = np.random.default_rng(seed).choice(len(real_train), min(len(real_test), len(real_train)), replace=False)
+    return {**res.summary, "held_out": score(real_test, synth, real_train),
+            "real_rows": score(real_test, real_train[pick], real_train),
+            "train_seconds": round(seconds, 1), "n_train": int(train.n_obs),
             "model": model_cls.__name__, "model_kwargs": model_kwargs or {}, "train_kwargs": train_kwargs or {}}
 
 
 #: GeMM-GAN size of the CPU configuration (image only: the spots have no text tokens)
 GEMMGAN_CPU = {"n_patches": 16, "d_model": 64, "d_ff": 128, "n_heads": 4, "n_layers": 2}
 GAN_TRAIN = {"max_steps": 400}
+IMAGE_ONLY = {"text_key": None}
 
 #: row name -> function of a Rotation returning a dict with at least "pearson_mean".
 ROWS: dict[str, Callable[[Rotation], dict]] = {
     "ridge": ridge_row,
     "ridge_shuffled": functools.partial(ridge_row, shuffled=True),
-    "gemmgan": functools.partial(generator_row, model_cls=gg.GeMMGAN, model_kwargs=GEMMGAN_CPU,
-                                 train_kwargs=GAN_TRAIN),
-    "gemmgan_no_mean_matching": functools.partial(generator_row, model_cls=gg.GeMMGAN, model_kwargs=GEMMGAN_CPU,
+    "gemmgan": functools.partial(generator_row, model_cls=gg.GeMMGAN, setup_kwargs=IMAGE_ONLY,
+                                 model_kwargs=GEMMGAN_CPU, train_kwargs=GAN_TRAIN),
+    "gemmgan_full": functools.partial(generator_row, model_cls=gg.GeMMGAN, model_kwargs=GEMMGAN_CPU,
+                                      train_kwargs=GAN_TRAIN),
+    "gemmgan_text_only": functools.partial(generator_row, model_cls=gg.GeMMGAN, setup_kwargs={"patch_store": None},
+                                           model_kwargs=GEMMGAN_CPU, train_kwargs=GAN_TRAIN),
+    "gemmgan_no_mean_matching": functools.partial(generator_row, model_cls=gg.GeMMGAN, setup_kwargs=IMAGE_ONLY,
+                                                  model_kwargs=GEMMGAN_CPU,
                                                   train_kwargs={**GAN_TRAIN, "mean_matching": 0.0}),
-    "gemmgan_mean_image": functools.partial(generator_row, model_cls=gg.GeMMGAN,
+    "gemmgan_mean_image": functools.partial(generator_row, model_cls=gg.GeMMGAN, setup_kwargs=IMAGE_ONLY,
                                             model_kwargs={**GEMMGAN_CPU, "conditioning": "mean_image"},
                                             train_kwargs=GAN_TRAIN),
     "wgangp": functools.partial(generator_row, model_cls=gg.WGANGP, train_kwargs=GAN_TRAIN),
+    "gaussian": functools.partial(generator_row, model_cls=gg.GaussianBaseline),
 }
 
 

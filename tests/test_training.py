@@ -51,6 +51,76 @@ def test_output_calibration_matches_moments_and_needs_noise():
     assert OutputCalibration.from_state({}) is None
 
 
+def test_output_calibration_per_group_keeps_each_group_moments():
+    rng = np.random.default_rng(2)
+    real_codes = np.repeat([[0], [1], [2]], [400, 400, 5], axis=0)  # group 2: too few rows -> pooled
+    real = rng.normal(0.0, 1.0, (805, 2)) + np.where(real_codes == 1, 4.0, 0.0)
+    gen_codes = rng.integers(0, 3, (6000, 1))
+    generated = rng.normal(1.0, 0.5, (6000, 2))  # the generator ignores its group
+    cal = OutputCalibration.fit(generated, real, gen_codes, real_codes)
+    assert cal.group_codes.tolist() == [[0], [1]]
+    noise = rng.normal(size=generated.shape)
+    out = cal.apply(generated, noise, gen_codes)
+    for code in (0, 1):
+        np.testing.assert_allclose(out[gen_codes[:, 0] == code].mean(0), real[real_codes[:, 0] == code].mean(0), atol=0.1)
+        np.testing.assert_allclose(out[gen_codes[:, 0] == code].std(0), real[real_codes[:, 0] == code].std(0), rtol=0.06)
+    pooled = OutputCalibration.fit(generated, real)
+    rest = gen_codes[:, 0] == 2
+    np.testing.assert_allclose(out[rest], pooled.apply(generated, noise)[rest], rtol=1e-6)
+    unseen = cal.apply(generated[:3], np.zeros((3, 2)), np.full((3, 1), 7))
+    np.testing.assert_allclose(unseen, pooled.apply(generated[:3], np.zeros((3, 2))), rtol=1e-6)
+    with pytest.raises(ValueError, match="group codes"):
+        cal.apply(generated, rng.normal(size=generated.shape))
+    with pytest.raises(ValueError, match="both"):
+        OutputCalibration.fit(generated, real, gen_codes)
+    again = OutputCalibration.from_state(cal.state())
+    np.testing.assert_array_equal(again.apply(generated[:9], np.ones((9, 2)), gen_codes[:9]),
+                                  cal.apply(generated[:9], np.ones((9, 2)), gen_codes[:9]))
+
+
+def test_label_conditioned_model_is_calibrated_per_label(tmp_path):
+    adata = _cohort(n=80)
+    gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
+    model = gg.CondWGANGP(adata, **TINY).train(max_steps=4, batch_size=16, seed=0)
+    assert model.calibration.group_codes.tolist() == [[0], [1]]
+    synth = model.sample(n_samples=20, seed=1)
+    x = np.asarray(synth.X)
+    is_b = synth.obs["group"].astype(str).to_numpy() == "b"
+    # 4 steps cannot learn the groups; the per-group calibration still gives each group its own means
+    gap = x[is_b, :5].mean() - x[~is_b, :5].mean()
+    assert 2.5 < gap < 3.5
+    model.save(tmp_path / "m")
+    again = gg.CondWGANGP.load(tmp_path / "m", adata=adata)
+    np.testing.assert_array_equal(np.asarray(again.sample(n_samples=2, seed=3).X), np.asarray(model.sample(n_samples=2, seed=3).X))
+
+
+def test_tile_features_are_standardised_with_the_training_slides(tmp_path):
+    from gemmgan_sc.data import PatchStore
+
+    rng = np.random.default_rng(0)
+    adata = _cohort(n=24)
+    store = PatchStore(tmp_path / "p.zarr", mode="w")
+    scales = np.array([1000.0, 1.0, 0.001, 5.0], np.float32)
+    for i in range(24):
+        store.add(f"s{i}", features=(rng.normal(size=(6, 4)) * scales + [10.0, 1.0, 0.0, 0.0]).astype(np.float16),
+                  coords=np.zeros((6, 2), np.int64))
+    adata.obs["slide_id"] = [f"s{i}" for i in range(24)]
+    gg.GeMMGAN.setup_anndata(adata, patch_store=str(tmp_path / "p.zarr"), text_key=None, expression_scale="any")
+    model = gg.GeMMGAN(adata, d_model=8, n_latent=8, n_patches=4, hidden=(16,), n_heads=2, n_layers=1, d_ff=16)
+    model.train(max_steps=2, batch_size=8, seed=0)
+    train_slides = adata.obs["slide_id"].to_numpy()[model.split["train"]]
+    mean, sd = store.feature_moments(train_slides)
+    for fusion in (model.networks.gen_condition, model.networks.critic_condition):
+        np.testing.assert_allclose(fusion.patch_center.numpy(), mean, rtol=1e-5)
+        np.testing.assert_allclose(fusion.patch_scale.numpy(), sd, rtol=1e-5)
+    feats = np.concatenate([store.features(s).astype(np.float64) for s in train_slides])
+    np.testing.assert_allclose(sd, feats.std(0), rtol=1e-6)
+    assert 500 < sd[0] < 2000 and sd[2] < 0.01
+    model.save(tmp_path / "m")
+    again = gg.GeMMGAN.load(tmp_path / "m", adata=adata)
+    np.testing.assert_array_equal(again.networks.gen_condition.patch_scale.numpy(), sd.astype(np.float32))
+
+
 def test_step_budget_history_and_every_gene_kept():
     adata = _cohort()
     adata.X[:, -1] = 0.0  # an all-zero gene: the model must still generate it (no hidden gene filter)

@@ -173,6 +173,29 @@ class PatchStore:
         unique = dict.fromkeys(str(s) for s in slide_ids)
         return sum(self.n_tiles(s) for s in unique if s in self and self.has_features(s)) * (self.dim or 0) * 2
 
+    def feature_moments(self, slide_ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean and standard deviation of the tile features of ``slide_ids`` (repeats counted once).
+
+        Read slide by slide (float64 sums), so the bank is never held in memory. Slides without tissue add
+        nothing; with no tile at all the result is (zeros, ones).
+
+        Examples
+        --------
+        >>> mean, sd = store.feature_moments(adata.obs["slide_id"])  # doctest: +SKIP
+        """
+        dim = self.dim or 0
+        total, sq, n = np.zeros(dim), np.zeros(dim), 0
+        for s in dict.fromkeys(str(s) for s in slide_ids):
+            feats = self.features(s).astype(np.float64)
+            total += feats.sum(0)
+            sq += (feats**2).sum(0)
+            n += len(feats)
+        if n == 0:
+            return np.zeros(dim), np.ones(dim)
+        mean = total / n
+        sd = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
+        return mean, sd
+
     def coords(self, slide_id: str) -> np.ndarray | None:
         """Level-0 (x, y) of each tile's top-left corner (n_tiles x 2, int64), or None if not stored."""
         group = self._group(slide_id)

@@ -227,7 +227,8 @@ class BaseGenerativeModel:
         training rows) is logged as ``val_frechet``; early stopping (``patience`` epochs without improvement,
         or ``early_stopping=N`` for N) and restoring the best weights (``restore_best``) watch it. Then, with
         ``calibrate``, a per-gene output calibration is fitted so that profiles generated from the training
-        rows' conditions have the training rows' per-gene mean and sd (z-scored scale; a missing variance is
+        rows' conditions have the training rows' per-gene mean and sd (per label group for models conditioned
+        on labels; z-scored scale; a missing variance is
         added as independent per-gene noise, :class:`~gemmgan_sc.models._calibration.OutputCalibration`): GANs
         end training with small per-gene mean offsets that a linear classifier adds up over thousands of genes,
         and without residual noise their profiles lie closer together than real ones (k-NN recall ~0);
@@ -274,8 +275,22 @@ class BaseGenerativeModel:
             self.split = self._make_split(n, train_size, seed)
             self.scaler.fit(self._expression(self.adata)[self.split["train"]])
             self.networks = self._build_networks(int(self.scaler.keep.sum()))
+            self._fit_input_statistics(self.split["train"])
         elif abs(len(self.split["train"]) / n - train_size) > 1.0 / n:
             logger.warning("Continuing training on the existing split; train_size=%s is ignored.", train_size)
+
+    def _fit_input_statistics(self, train_rows: np.ndarray) -> None:
+        """Standardise the tile features every fusion network reads with the training slides' statistics."""
+        from ..data import PatchStore
+        from ..nn import ConditionFusion
+
+        fusions = [m for m in self.networks.modules() if isinstance(m, ConditionFusion) and m.uses_image]
+        if not fusions or self.registry.patch_store is None:
+            return
+        slides = self.adata.obs[self.registry.slide_key].astype(str).to_numpy()[train_rows]
+        mean, sd = PatchStore(self.registry.patch_store, mode="r").feature_moments(slides)
+        for fusion in fusions:
+            fusion.set_patch_statistics(mean, sd)
 
     def _plan_for(self, config: "TrainConfig", seed: int | None, resume_state: dict | None):
         import torch
@@ -382,17 +397,22 @@ class BaseGenerativeModel:
         if self.calibration is None:
             return z
         noise = torch.randn(z.shape, generator=gen, device=device).cpu().numpy() if self.calibration.adds_noise else None
-        return self.calibration.apply(z, noise)
+        groups = None if bank.labels is None else bank.labels.cpu().numpy()[np.asarray(rows)]
+        return self.calibration.apply(z, noise, groups)
 
     def _calibrate(self, n_draws: int = 8192, seed: int | None = 0) -> None:
-        """Fit the per-gene output calibration on profiles generated from the training rows' conditions."""
+        """Fit the per-gene output calibration on profiles generated from the training rows' conditions
+        (per label group for models conditioned on labels)."""
         from ._calibration import OutputCalibration
 
         self.calibration = None
-        rows = np.resize(self.split["train"], max(int(n_draws), len(self.split["train"])))
+        train = self.split["train"]
+        rows = np.resize(train, max(int(n_draws), len(train)))
         z = self._generate(self._make_bank(self.adata, with_expression=False), rows, seed, 1024, self._sampling_device(None))
-        real = self.scaler.transform(self._expression(self.adata)[self.split["train"]])
-        self.calibration = OutputCalibration.fit(z, real)
+        real = self.scaler.transform(self._expression(self.adata)[train])
+        codes = self._label_codes(self.adata) if self._uses("labels") else None
+        groups = (None, None) if codes is None else (codes[rows], codes[train])
+        self.calibration = OutputCalibration.fit(z, real, *groups)
 
     def sample(
         self,

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+#: groups with fewer training rows than this use the pooled calibration
+MIN_GROUP_ROWS = 10
+
+
+def _moments(generated: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(shift, scale, noise_sd) that give ``generated`` the per-gene mean and sd of ``real``."""
+    sd_gen, sd_real = generated.std(0), real.std(0)
+    scale = np.where(sd_gen > sd_real, sd_real / np.maximum(sd_gen, 1e-12), 1.0)
+    noise_sd = np.sqrt(np.clip(sd_real**2 - (sd_gen * scale) ** 2, 0.0, None))
+    return real.mean(0) - generated.mean(0) * scale, scale, noise_sd
+
 
 class OutputCalibration:
     """``z -> z * scale + shift + noise_sd * eps`` per gene (``eps`` standard normal, drawn with the sampling seed).
@@ -13,6 +24,11 @@ class OutputCalibration:
     Gaussian noise for the missing variance, as the residual noise of :class:`gemmgan_sc.GaussianBaseline`.
     A generator's output has the low-dimensional structure of its latent space; without that residual noise
     its profiles sit closer to each other than real ones do, and the k-NN recall of held-out rows is ~0.
+
+    With ``groups`` (the label codes of each row of a label-conditioned model) the calibration is fitted per
+    group, so each class keeps its own per-gene mean and sd: a pooled shift would move every class by the
+    pooled error and blur the classes a classifier trained on synthetic data must tell apart. Groups with fewer
+    than :data:`MIN_GROUP_ROWS` training rows, and groups never seen in training, use the pooled calibration.
 
     Examples
     --------
@@ -25,44 +41,92 @@ class OutputCalibration:
     (True, True)
     """
 
-    def __init__(self, shift: np.ndarray, scale: np.ndarray, noise_sd: np.ndarray | None = None) -> None:
+    def __init__(self, shift: np.ndarray, scale: np.ndarray, noise_sd: np.ndarray | None = None,
+                 group_codes: np.ndarray | None = None, group_shift: np.ndarray | None = None,
+                 group_scale: np.ndarray | None = None, group_noise_sd: np.ndarray | None = None) -> None:
         self.shift = np.asarray(shift, dtype=np.float32)
         self.scale = np.asarray(scale, dtype=np.float32)
         self.noise_sd = np.zeros_like(self.shift) if noise_sd is None else np.asarray(noise_sd, dtype=np.float32)
         if not (self.shift.shape == self.scale.shape == self.noise_sd.shape) or self.shift.ndim != 1:
             raise ValueError(f"shift, scale and noise_sd must be 1-D of one length, got {self.shift.shape}, "
                              f"{self.scale.shape} and {self.noise_sd.shape}.")
+        self.group_codes = None if group_codes is None else np.asarray(group_codes, dtype=np.int64).reshape(len(group_codes), -1)
+        self.groups = None
+        if self.group_codes is not None:
+            self.groups = tuple(np.asarray(a, dtype=np.float32) for a in (group_shift, group_scale, group_noise_sd))
+            if any(a.shape != (len(self.group_codes), len(self.shift)) for a in self.groups):
+                raise ValueError(f"group parameters must be {len(self.group_codes)} x {len(self.shift)} "
+                                 f"(groups x genes), got {[a.shape for a in self.groups]}.")
 
     @classmethod
-    def fit(cls, generated: np.ndarray, real: np.ndarray) -> "OutputCalibration":
-        """Match the per-gene mean and sd of ``generated`` to ``real`` (both rows x genes, z-scored scale)."""
+    def fit(cls, generated: np.ndarray, real: np.ndarray, generated_groups: np.ndarray | None = None,
+            real_groups: np.ndarray | None = None) -> "OutputCalibration":
+        """Match the per-gene mean and sd of ``generated`` to ``real`` (both rows x genes, z-scored scale).
+
+        ``generated_groups`` / ``real_groups`` (rows x K integer codes, e.g. the label codes of the condition of
+        each row) fit one calibration per group as well; give both or neither.
+        """
         generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
         if generated.shape[1] != real.shape[1]:
             raise ValueError(f"generated has {generated.shape[1]} genes, real {real.shape[1]}.")
-        sd_gen, sd_real = generated.std(0), real.std(0)
-        scale = np.where(sd_gen > sd_real, sd_real / np.maximum(sd_gen, 1e-12), 1.0)
-        noise_sd = np.sqrt(np.clip(sd_real**2 - (sd_gen * scale) ** 2, 0.0, None))
-        return cls(real.mean(0) - generated.mean(0) * scale, scale, noise_sd)
+        pooled = _moments(generated, real)
+        if (generated_groups is None) != (real_groups is None):
+            raise ValueError("Give both generated_groups and real_groups, or neither.")
+        if generated_groups is None:
+            return cls(*pooled)
+        gen_codes, real_codes = (np.asarray(c, np.int64).reshape(len(c), -1) for c in (generated_groups, real_groups))
+        if len(gen_codes) != len(generated) or len(real_codes) != len(real):
+            raise ValueError(f"{len(gen_codes)} / {len(real_codes)} group codes for {len(generated)} generated and "
+                             f"{len(real)} real rows.")
+        codes, params = [], []
+        for code in np.unique(real_codes, axis=0):
+            in_real, in_gen = (real_codes == code).all(1), (gen_codes == code).all(1)
+            if in_real.sum() >= MIN_GROUP_ROWS and in_gen.sum() >= MIN_GROUP_ROWS:
+                codes.append(code)
+                params.append(_moments(generated[in_gen], real[in_real]))
+        if not codes:
+            return cls(*pooled)
+        return cls(*pooled, np.stack(codes), *(np.stack(p) for p in zip(*params)))
 
     @property
     def adds_noise(self) -> bool:
-        return bool((self.noise_sd > 0).any())
+        return bool((self.noise_sd > 0).any() or (self.groups is not None and (self.groups[2] > 0).any()))
 
-    def apply(self, z: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated ``z``; ``noise`` (standard normal, same shape) is required when the calibration adds noise."""
-        out = np.asarray(z, np.float32) * self.scale + self.shift
+    def _per_row(self, n: int, groups: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """(shift, scale, noise_sd) per row: the group's where it has one, else the pooled."""
+        pooled = (self.shift, self.scale, self.noise_sd)
+        if self.group_codes is None:
+            return pooled
+        if groups is None:
+            raise ValueError("This calibration is fitted per label group: pass the group codes of the rows.")
+        groups = np.asarray(groups, np.int64).reshape(n, -1)
+        match = (groups[:, None, :] == self.group_codes[None, :, :]).all(-1)  # rows x groups
+        which = np.where(match.any(1), match.argmax(1), -1)
+        return tuple(np.where((which >= 0)[:, None], g[np.maximum(which, 0)], p) for g, p in zip(self.groups, pooled))
+
+    def apply(self, z: np.ndarray, noise: np.ndarray | None = None, groups: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated ``z``; ``noise`` (standard normal, same shape) is required when the calibration adds noise,
+        ``groups`` (rows x K codes) when it was fitted per group."""
+        z = np.asarray(z, np.float32)
+        shift, scale, noise_sd = self._per_row(len(z), groups)
+        out = z * scale + shift
         if self.adds_noise:
             if noise is None or np.shape(noise) != out.shape:
                 raise ValueError("This calibration adds per-gene noise: pass standard-normal noise of z's shape.")
-            out = out + np.asarray(noise, np.float32) * self.noise_sd
+            out = out + np.asarray(noise, np.float32) * noise_sd
         return out.astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"shift": self.shift, "scale": self.scale, "noise_sd": self.noise_sd}
+        out = {"shift": self.shift, "scale": self.scale, "noise_sd": self.noise_sd}
+        if self.group_codes is not None:
+            out.update({"group_codes": self.group_codes, "group_shift": self.groups[0], "group_scale": self.groups[1],
+                        "group_noise_sd": self.groups[2]})
+        return out
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> "OutputCalibration | None":
         """The saved calibration, or None for models saved without one (earlier versions, ``calibrate=False``)."""
         if not state:
             return None
-        return cls(state["shift"], state["scale"], state.get("noise_sd"))
+        return cls(state["shift"], state["scale"], state.get("noise_sd"), state.get("group_codes"),
+                   state.get("group_shift"), state.get("group_scale"), state.get("group_noise_sd"))

@@ -157,6 +157,10 @@ class ConditionFusion(nn.Module):
         self.uses_film = mode in ("full", "film")
         self.uses_cross = mode in ("full", "cross_attention")
         self.uses_transformer = mode in ("full", "patch_transformer", "film", "cross_attention")
+        if self.uses_image:
+            # fixed standardisation of the tile features (identity until set_patch_statistics)
+            self.register_buffer("patch_center", torch.zeros(patch_dim))
+            self.register_buffer("patch_scale", torch.ones(patch_dim))
         if mode == "mean_image":
             self.image_head = nn.Linear(patch_dim, d_model)
         if mode == "text_cls":
@@ -171,6 +175,34 @@ class ConditionFusion(nn.Module):
         if self.uses_cross:
             self.text_to_patch = nn.MultiheadAttention(d_model, n_heads, dropout=0.0, batch_first=True)
             self.patch_to_text = nn.MultiheadAttention(d_model, n_heads, dropout=0.0, batch_first=True)
+
+    def set_patch_statistics(self, mean, sd, min_sd: float = 1e-6) -> None:
+        """Standardise tile features as ``(patches - mean) / sd`` before any layer sees them.
+
+        Tile features of classical encoders (e.g. ``"hed-texture"``) mix scales over orders of magnitude (GLCM
+        contrast in the tens, histogram bins in the thousandths), and with few slides the first linear layers
+        then follow the largest features only. The models set the statistics of their training slides; they
+        are buffers, saved with the weights. Dimensions with ``sd < min_sd`` (constant) are only centred.
+
+        Examples
+        --------
+        >>> import torch
+        >>> fusion = ConditionFusion(patch_dim=3, text_dim=None, d_model=4, n_heads=2, conditioning="mean_image")
+        >>> fusion.set_patch_statistics([1.0, 2.0, 3.0], [2.0, 0.0, 1.0])
+        >>> fusion.patch_scale.tolist()
+        [2.0, 1.0, 1.0]
+        """
+        if not self.uses_image:
+            raise ValueError(f"conditioning={self.conditioning!r} reads no tile features to standardise.")
+        mean = torch.as_tensor(mean, dtype=self.patch_center.dtype).reshape(-1)
+        sd = torch.as_tensor(sd, dtype=self.patch_scale.dtype).reshape(-1)
+        dim = self.patch_center.numel()
+        if mean.numel() != dim or sd.numel() != dim:
+            raise ValueError(f"patch statistics must have {dim} entries (patch_dim), got {mean.numel()} and {sd.numel()}.")
+        if not (torch.isfinite(mean).all() and torch.isfinite(sd).all()) or (sd < 0).any():
+            raise ValueError("patch statistics must be finite, with non-negative standard deviations.")
+        self.patch_center.copy_(mean)
+        self.patch_scale.copy_(torch.where(sd < min_sd, torch.ones_like(sd), sd))
 
     def _build_transformer(self, patch_dim, d_model, n_heads, n_layers, d_ff, dropout) -> None:
         self.patch_proj = nn.Linear(patch_dim, d_model)
@@ -226,7 +258,7 @@ class ConditionFusion(nn.Module):
         if self.uses_image:
             if patches is None:
                 raise ValueError(f"conditioning={self.conditioning!r} needs patch embeddings (patches=...).")
-            patches = patches.to(dtype)
+            patches = (patches.to(dtype) - self.patch_center.to(dtype)) / self.patch_scale.to(dtype)
         if self.uses_text:
             if text is None:
                 raise ValueError(f"conditioning={self.conditioning!r} needs text token embeddings (text=...).")

@@ -17,7 +17,8 @@ def upgrade_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
     ``...self_attn.out_proj``, ``linear1``, ``linear2``, ``norm1``, ``norm2``, and ``text_to_patch`` /
     ``patch_to_text`` as ``nn.MultiheadAttention`` modules. Today's modules are torch's own, so every tensor of
     format 1 maps to itself, and an already current state dict is returned unchanged as well: loaders can call
-    this on every state dict they read.
+    this on every state dict they read. Fusion networks saved before tile features were standardised have no
+    ``patch_center`` / ``patch_scale`` buffers: they get the identity (zeros, ones), which is what they ran.
 
     Parameters
     ----------
@@ -49,4 +50,16 @@ def upgrade_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
                 "a safetensors file with torch.from_numpy (or read them with safetensors.torch.load_file)."
             )
         upgraded[key] = value
+    _add_patch_statistics(upgraded)
     return upgraded
+
+
+def _add_patch_statistics(state: dict[str, torch.Tensor]) -> None:
+    """Saved before tile features were standardised (format <= 2): identity statistics, the old behaviour."""
+    for key in list(state):
+        for layer in ("patch_proj.weight", "image_head.weight"):
+            if key == layer or key.endswith("." + layer):
+                prefix = key[: -len(layer)]
+                dim = state[key].shape[1]
+                state.setdefault(prefix + "patch_center", torch.zeros(dim, dtype=state[key].dtype))
+                state.setdefault(prefix + "patch_scale", torch.ones(dim, dtype=state[key].dtype))
