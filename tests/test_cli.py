@@ -182,6 +182,19 @@ def test_train_sample_unconditional_and_text(text_cohort, text_model, capsys):
     assert list(ad.read_h5ad(d / "w2.h5ad").obs["source_obs"]) == list(ad.read_h5ad(d / "five.h5ad").obs_names)
 
 
+def test_train_sample_diffusion(text_cohort, capsys):
+    d = text_cohort
+    hp = json.dumps({"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32, "hidden": 32, "n_blocks": 1})
+    assert main(["train", str(d / "emb.h5ad"), "--out", str(d / "diff"), "--model", "diffusion", "--layer", "log1p",
+                 "--epochs", "2", "--hparams", hp, "--quiet"]) == 0
+    model = gg.ExpressionDiffusion.load(d / "diff")
+    assert model.is_trained and len(model.history) == 2
+    assert main(["sample", str(d / "diff"), "--out", str(d / "dd.h5ad"), "--n-samples", "2", "--seed", "1",
+                 "--quiet"]) == 0
+    synth = ad.read_h5ad(d / "dd.h5ad")
+    assert synth.n_obs == 80 and np.isfinite(synth.X).all()
+
+
 @pytest.mark.slow
 def test_evaluate_writes_a_report(text_cohort, text_model, tmp_path):
     out = tmp_path / "report"

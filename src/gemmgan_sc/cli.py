@@ -29,8 +29,8 @@ from ._io import atomic_write, atomic_write_text
 
 PROG = "gemmgan-sc"
 DISPLAY = {"GeMMGAN": "GeMM-GAN", "WGANGP": "WGAN-GP", "CondWGANGP": "cond. WGAN-GP", "CVAE": "CVAE",
-           "BetaVAE": "beta-VAE", "GaussianBaseline": "Gaussian (PCA)"}
-ALIASES = {"gaussian": "gaussianbaseline"}
+           "BetaVAE": "beta-VAE", "GaussianBaseline": "Gaussian (PCA)", "ExpressionDiffusion": "diffusion"}
+ALIASES = {"gaussian": "gaussianbaseline", "diffusion": "expressiondiffusion"}
 DEMO_LABELS = ("disease_type", "primary_site")
 SETUP_INPUTS = frozenset({"text", "image", "labels"})
 
