@@ -20,7 +20,7 @@ from ._settings import settings
 __version__ = "0.1.0"
 
 _SUBMODULES = {"pp", "tl", "pl", "metrics", "datasets", "data", "nn", "encoders", "models", "train"}
-_MODELS = {"GeMMGAN", "WGANGP", "CondWGANGP", "CVAE", "BetaVAE", "GaussianBaseline", "ExpressionDiffusion"}
+_MODELS = {"GeMMGAN", "WGANGP", "CondWGANGP", "CVAE", "BetaVAE", "GaussianBaseline", "ExpressionDiffusion", "TileGAN"}
 
 __all__ = ["settings", "__version__", *sorted(_SUBMODULES), *sorted(_MODELS)]
 

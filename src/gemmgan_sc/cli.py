@@ -106,7 +106,9 @@ def _positive_int(text: str) -> int:
 
 # ----------------------------------------------------------------------------- models: asked, not named
 def model_classes() -> dict[str, type]:
-    """``{key: class}`` of every model the library ships (keys: lower-case class names, e.g. ``"cvae"``)."""
+    """``{key: class}`` of every expression model the library ships (keys: lower-case class names, e.g. ``"cvae"``);
+    models that generate something else (``generates = "tiles"``: :class:`~gemmgan_sc.TileGAN`, see ``gemmgan-sc
+    tiles``) are left out."""
     from . import models
 
     classes = dict(getattr(models, "MODEL_CLASSES", {}))
@@ -114,7 +116,7 @@ def model_classes() -> dict[str, type]:
         cls = getattr(models, name, None)
         if isinstance(cls, type) and issubclass(cls, models.BaseGenerativeModel) and cls is not models.BaseGenerativeModel:
             classes.setdefault(cls.__name__, cls)
-    return {name.lower(): cls for name, cls in classes.items()}
+    return {name.lower(): cls for name, cls in classes.items() if getattr(cls, "generates", "expression") == "expression"}
 
 
 def _model_class(name: str, option: str = "--model") -> type:

@@ -7,6 +7,7 @@ from ._detectability import detectability
 from ._evaluate import evaluate, evaluate_samples, metrics_table
 from ._fidelity import density_coverage, fidelity, precision_recall
 from ._frechet import frechet_distance, sd_ratio
+from ._image import ImageScore, image_features, image_frechet, image_kid, tile_retrieval
 from ._privacy import privacy
 from ._utility import utility
 
@@ -22,6 +23,11 @@ __all__ = [
     "evaluate_samples",
     "fidelity",
     "frechet_distance",
+    "ImageScore",
+    "image_features",
+    "image_frechet",
+    "image_kid",
+    "tile_retrieval",
     "make_classifier",
     "metrics_table",
     "precision_recall",

@@ -1,6 +1,7 @@
 """Torch modules only (no AnnData): FiLM, the fusion network (on torch's Transformer and attention layers),
 generator, critic, gradient penalty, label embeddings, VAE parts, and the mapping of older saved state dicts."""
 
+from ._conv import TILE_SIZES, ConvCritic, ConvGenerator
 from ._diffusion import CosineSchedule, Denoiser, diffusion_sample, noise_generator, timestep_embedding
 from ._film import FiLM
 from ._fusion import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, resolve_conditioning
@@ -28,4 +29,7 @@ __all__ = [
     "diffusion_sample",
     "noise_generator",
     "timestep_embedding",
+    "ConvGenerator",
+    "ConvCritic",
+    "TILE_SIZES",
 ]

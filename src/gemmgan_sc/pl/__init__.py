@@ -8,3 +8,4 @@ from ._metrics import metrics
 from ._slides import tiles, tissue
 from ._history import history
 from ._embedding import real_vs_synthetic
+from ._generated_tiles import generated_tiles
