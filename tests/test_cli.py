@@ -336,3 +336,31 @@ def test_demo_budget_and_neighbours():
     # a tenth of the held-out rows, 2 to 10, and fewer than the rows
     assert [_demo_k(n) for n in (2, 6, 40, 165, 400)] == [1, 2, 4, 10, 10]
     assert build_parser().parse_args(["train", "in.h5ad", "--out", "m", "--max-steps", "7"]).max_steps == 7
+
+
+def test_tiles_train_and_sample_to_png(tmp_path, capsys):
+    """`gemmgan-sc tiles train` / `tiles sample`: a TileGAN folder, then one PNG per generated tile + tiles.csv."""
+    from PIL import Image
+    from test_tilegan import NBH, TILE, TINY, _cohort, _section
+
+    adata = _cohort(np.random.default_rng(1))
+    gg.pp.tile_spots(adata, image=_section(np.random.default_rng(0)), tile_size=TILE, neighbourhood_px=NBH,
+                     store=tmp_path / "spots.zarr", min_tissue=0.0)
+    adata.write_h5ad(tmp_path / "tiled.h5ad")
+    hp = json.dumps({k: v for k, v in TINY.items() if k != "image_size"})
+    assert main(["tiles", "train", str(tmp_path / "tiled.h5ad"), "--out", str(tmp_path / "tg"), "--image-size", "16",
+                 "--max-steps", "2", "--batch-size", "16", "--accelerator", "cpu", "--hparams", hp, "--quiet"]) == 0
+    assert {p.name for p in (tmp_path / "tg").iterdir()} == {"model.safetensors", "model.json", "adata.h5ad"}
+    assert main(["tiles", "sample", str(tmp_path / "tg"), "--out", str(tmp_path / "png"), "--rows", "spot0,spot3",
+                 "--n-per-row", "2", "--quiet"]) == 0
+    table = pd.read_csv(tmp_path / "png" / "tiles.csv")
+    assert list(table["obs_name"]) == ["spot0", "spot0", "spot3", "spot3"] and list(table["draw"]) == [0, 1, 0, 1]
+    first = np.asarray(Image.open(tmp_path / "png" / table["file"][0]))
+    assert first.shape == (16, 16, 3) and first.dtype == np.uint8
+    # the same seed writes the same tiles; an unsupported tile size is a one-line error
+    model = gg.TileGAN.load(tmp_path / "tg")
+    np.testing.assert_array_equal(first, model.sample(indices=["spot0", "spot3"], n_per_row=2, seed=0).tiles[0])
+    assert main(["tiles", "train", str(tmp_path / "tiled.h5ad"), "--out", str(tmp_path / "bad"), "--image-size", "48",
+                 "--quiet"]) == 1
+    assert "image_size=48" in capsys.readouterr().err
+    assert "tilegan" not in {c.__name__.lower() for c in _demo_classes(None)}  # demo/train list expression models

@@ -99,7 +99,7 @@ def test_train_sample_shapes_and_history(trained, tiled):
 
 def test_sample_is_deterministic_with_a_seed(trained):
     a = trained.sample(indices=[0, 5], n_per_row=3, seed=7).tiles
-    b = trained.sample(indices=[0, 5], n_per_row=3, seed=7, batch_size=2).tiles  # chunking does not change it
+    b = trained.sample(indices=[0, 5], n_per_row=3, seed=7, batch_size=1).tiles  # chunking does not change it
     c = trained.sample(indices=[0, 5], n_per_row=3, seed=8).tiles
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)

@@ -1,4 +1,4 @@
-"""The ``gemmgan-sc`` command line: ``demo``, ``tile``, ``embed``, ``train``, ``sample``, ``evaluate``.
+"""The ``gemmgan-sc`` command line: ``demo``, ``tile``, ``embed``, ``train``, ``sample``, ``evaluate``, ``tiles``.
 
 Every subcommand reads and writes ``.h5ad`` files (and model folders), so the steps chain::
 
@@ -8,6 +8,8 @@ Every subcommand reads and writes ``.h5ad`` files (and model folders), so the st
     gemmgan-sc train embedded.h5ad --out my_model --labels disease_type,primary_site
     gemmgan-sc sample my_model --out synthetic.h5ad
     gemmgan-sc evaluate my_model --out my_report
+    gemmgan-sc tiles train tiled.h5ad --out my_tilegan --layer log1p --max-steps 1500
+    gemmgan-sc tiles sample my_tilegan --out generated_tiles --n-per-row 4
 
 The commands are a thin layer over the library: each model class says what its setup reads
 (``setup_inputs``, ``labels_required``), and reports are written by :func:`gemmgan_sc.tl.report`.
@@ -546,6 +548,56 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_tiles_train(args) -> int:
+    import gemmgan_sc as gg
+
+    out = _check_out(args.out, args.overwrite, "model folder")
+    adata = _read_h5ad(args.input)
+    gg.TileGAN.setup_anndata(adata, layer=args.layer, patch_store=args.patch_store, slide_key=args.slide_key,
+                             text_key=args.text_key)
+    hparams = {**_parse_hparams(args.hparams), "conditioning": args.conditioning, "image_size": args.image_size}
+    model = gg.TileGAN(adata, **hparams)
+    budget = f"{args.max_steps} steps" if args.max_steps else "the preset's budget"
+    _say(f"training TileGAN ({args.conditioning}, {args.image_size} px) on {adata.n_obs} rows for {budget}", args.quiet)
+    model.train(max_steps=args.max_steps, batch_size=args.batch_size, preset=args.preset, train_size=args.train_size,
+                seed=args.seed, accelerator=args.accelerator)
+    model.save(out, overwrite=args.overwrite, save_anndata=True)
+    _say(f"saved TileGAN to {out} (model.safetensors, model.json, adata.h5ad)", args.quiet)
+    return 0
+
+
+def _cmd_tiles_sample(args) -> int:
+    import csv
+    import io
+
+    import gemmgan_sc as gg
+    from PIL import Image
+
+    out = _check_folder(args.out, args.overwrite)
+    folder = Path(args.model_dir).expanduser()
+    if not folder.is_dir():
+        raise CLIError(f"model folder {str(folder)!r} does not exist (train one with `gemmgan-sc tiles train`).")
+    training = _read_h5ad(args.training_adata) if args.training_adata else None
+    model = gg.TileGAN.load(folder, adata=training)
+    cond = _read_h5ad(args.conditions) if args.conditions else None
+    rows = _split_list(args.rows)
+    result = model.sample(adata=cond, indices=rows, n_per_row=args.n_per_row, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["file", "obs_name", "row", "draw"])
+    draw = 0
+    for i, (tile, name, row) in enumerate(zip(result.tiles, result.obs_names, result.rows)):
+        draw = draw + 1 if i and result.rows[i - 1] == row else 0
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(name))
+        file = f"{i:06d}_{safe}_{draw}.png"
+        atomic_write(out / file, lambda p, t=tile: Image.fromarray(t).save(p, format="PNG"))
+        writer.writerow([file, name, int(row), draw])
+    atomic_write_text(out / "tiles.csv", table.getvalue())
+    _say(f"wrote {len(result)} tiles ({model.hparams['image_size']} px PNG) and tiles.csv to {out}", args.quiet)
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, default=None,
@@ -673,6 +725,43 @@ def _add_sample_evaluate(sub) -> None:
     v.set_defaults(func=_cmd_evaluate)
 
 
+def _add_tiles(sub) -> None:
+    t = sub.add_parser("tiles", help="TileGAN: train a generator of H&E tiles from expression, or sample PNG tiles.",
+                       description="Tiles from expression (gg.TileGAN, RNA-GAN): `tiles train` sets up an .h5ad "
+                       "tiled by `gemmgan-sc tile` (or gg.pp.tile_spots), trains and saves a model folder; `tiles "
+                       "sample` writes generated tiles as PNG files (and tiles.csv: file, obs name, row, draw).")
+    tsub = t.add_subparsers(dest="tiles_command", metavar="action", required=True)
+    r = tsub.add_parser("train", help="train TileGAN and save the model folder.")
+    r.add_argument("input", help="input .h5ad with expression and tiled slides or spots (uns['gemmgan']['patch_store']).")
+    r.add_argument("--out", required=True, help="model folder to write.")
+    r.add_argument("--layer", default=None, help="expression layer (default X), e.g. log1p.")
+    r.add_argument("--patch-store", default=None, help="patch store (default: uns['gemmgan']['patch_store']).")
+    r.add_argument("--slide-key", default="slide_id", help="obs column of slide ids in the store (slide_id).")
+    r.add_argument("--text-key", default=None, help="obsm key of text token embeddings (for expression+text).")
+    r.add_argument("--conditioning", choices=("expression", "expression+text", "none"), default="expression",
+                   help="what the tiles are generated from (expression).")
+    r.add_argument("--image-size", type=_positive_int, default=64, help="tile edge in px: 16 to 256, a power of two (64).")
+    r.add_argument("--preset", choices=("default", "cpu", "paper"), default="cpu", help="training preset (cpu).")
+    r.add_argument("--max-steps", type=_positive_int, default=None, help="generator steps (default: the preset's).")
+    r.add_argument("--batch-size", type=_positive_int, default=None, help="rows per step (default: the preset's).")
+    r.add_argument("--train-size", type=float, default=0.9, help="training fraction; the rest scores val_frechet (0.9).")
+    r.add_argument("--hparams", default=None, help="more hyperparameters as JSON, e.g. '{\"channels\": 64}'.")
+    r.add_argument("--accelerator", default="auto", help="lightning accelerator: auto, cpu, gpu (auto).")
+    r.add_argument("--seed", type=int, default=0, help="seed of split and training (0).")
+    _common(r)
+    r.set_defaults(func=_cmd_tiles_train)
+    s = tsub.add_parser("sample", help="generate tiles from a saved TileGAN into a folder of PNG files.")
+    s.add_argument("model_dir", help="model folder written by `gemmgan-sc tiles train`.")
+    s.add_argument("--out", required=True, help="folder of PNG tiles to write.")
+    s.add_argument("--conditions", default=None, help=".h5ad of rows to generate from (default: the training rows).")
+    s.add_argument("--rows", default=None, help="comma-separated obs names of the rows (default: all).")
+    s.add_argument("--training-adata", default=None, help="training .h5ad if the model folder has none.")
+    s.add_argument("--n-per-row", type=_positive_int, default=1, help="tiles per row (1).")
+    s.add_argument("--seed", type=int, default=0, help="seed of the noise (0).")
+    _common(s)
+    s.set_defaults(func=_cmd_tiles_sample)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``gemmgan-sc`` (one sub-parser per subcommand)."""
     from . import __version__
@@ -684,7 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="command")
-    for add in (_add_demo, _add_tile, _add_embed, _add_train, _add_sample_evaluate):
+    for add in (_add_demo, _add_tile, _add_embed, _add_train, _add_sample_evaluate, _add_tiles):
         add(sub)
     return parser
 

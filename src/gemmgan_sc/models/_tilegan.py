@@ -114,8 +114,8 @@ class TileGAN(BaseGenerativeModel):
     """H&E tiles generated from a row's expression: beta-VAE latent + noise -> convolutional WGAN-GP (RNA-GAN).
 
     The condition of a row is the posterior mean of an expression beta-VAE (RNA-GAN's, Carrillo-Perez et al. 2023:
-    MLP with batch norm, beta 0.005), trained jointly with the GAN by its own loss (the GAN does not back-propagate
-    into it), optionally with the text CLS embedding of the row. A DCGAN-style generator (transposed convolutions, or
+    MLP with batch norm, beta 0.005), trained first (``vae_pretrain_steps``) and then jointly with the GAN by its
+    own loss (the GAN does not back-propagate into it), optionally with the text CLS embedding of the row. A DCGAN-style generator (transposed convolutions, or
     upsampling + convolution) maps ``[noise | condition]`` to a tile; a convolutional critic with projection
     conditioning scores ``(tile, condition)`` pairs; WGAN-GP with the gradient penalty on interpolated tiles.
     Training pairs are (row expression, a random tile of that row's slide or spot), the pixels read from the slides at
@@ -162,7 +162,7 @@ class TileGAN(BaseGenerativeModel):
     _presets: dict[str, dict[str, Any]] = {
         "default": {"batch_size": 64, "max_steps": 20000, "max_epochs": None, "patience": 50, "n_critic": 5,
                     "lambda_gp": 10.0, "optimizer": "adam", "lr": 1e-4, "critic_lr": None, "betas": (0.0, 0.9),
-                    "lr_halving_every": None, "vae_lr": 1e-3, "beta": 0.005, "vae_weight": 1.0,
+                    "lr_halving_every": None, "vae_lr": 1e-3, "beta": 0.005, "vae_weight": 1.0, "vae_pretrain_steps": 500,
                     "clip_critic": None, "clip_generator": None, "score_encoder": "hed-texture"},
         "cpu": {"batch_size": 32, "max_steps": 1500, "patience": 1000, "n_critic": 2, "lr": 2e-4,
                 "critic_lr": 4e-4, "betas": (0.5, 0.9)},
@@ -299,12 +299,17 @@ class TileGAN(BaseGenerativeModel):
         for key in ("vae_lr", "beta", "vae_weight"):
             if not float(kwargs[key]) >= 0:
                 raise ValueError(f"{key} must be >= 0, got {kwargs[key]!r}.")
+        steps = kwargs["vae_pretrain_steps"]
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"vae_pretrain_steps must be an int >= 0, got {steps!r}.")
         if kwargs.get("critic_lr") is not None and not float(kwargs["critic_lr"]) > 0:
             raise ValueError(f"critic_lr must be > 0 or None, got {kwargs['critic_lr']!r}.")
 
     def _make_plan(self, bank, train_idx, val_idx, **kwargs):
         from ..train._tilegan import TileGANPlan
 
+        if self._history:  # a second train() call continues with the VAE trained before
+            kwargs = {**kwargs, "vae_pretrain_steps": 0}
         return TileGANPlan(self.networks, bank, train_idx, val_idx, self._tile_bank(self.adata, self._seed), **kwargs)
 
     def _calibrate(self, n_draws: int = 0, seed: int | None = 0) -> None:
@@ -334,6 +339,9 @@ class TileGAN(BaseGenerativeModel):
             The WGAN-GP's settings (:meth:`gemmgan_sc.WGANGP.train`); ``critic_lr`` defaults to ``lr``.
         vae_lr, beta, vae_weight
             The expression VAE's learning rate (1e-3), KL weight (0.005) and loss weight (1).
+        vae_pretrain_steps
+            VAE updates before the first GAN step (500; the first ``train()`` call only): RNA-GAN trains the
+            expression encoder first. The VAE then keeps training jointly, by its own loss.
         score_encoder
             Image encoder of the validation score ``val_frechet`` (Frechet distance between generated and real
             tiles of the validation rows; early stopping and ``restore_best`` watch it), default ``"hed-texture"``.
@@ -371,7 +379,8 @@ class TileGAN(BaseGenerativeModel):
         n_per_row
             Tiles per row (different noise).
         seed
-            Seed of the noise (default ``gg.settings.seed``): the same seed gives the same tiles.
+            Seed of the noise (default ``gg.settings.seed``): the same seed and rows give the same tiles, whatever
+            the ``batch_size``.
         batch_size, device
             Tiles per forward pass (default 256) and torch device (default: the loading device or
             ``gg.settings.device``).
@@ -407,6 +416,7 @@ class TileGAN(BaseGenerativeModel):
             text = np.asarray(adata.obsm[self.registry.text_key][rows, 0], dtype=np.float32)
         gen = torch.Generator(device=dev)
         gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+        noise = torch.randn(len(rows), net.n_latent, generator=gen, device=dev)  # drawn at once: any batch_size
         out, step = [], int(batch_size or 256)
         with torch.no_grad():
             for start in range(0, len(rows), step):
@@ -414,8 +424,7 @@ class TileGAN(BaseGenerativeModel):
                 xb = None if x is None else torch.from_numpy(np.ascontiguousarray(x[start:stop])).to(dev)
                 tb = None if text is None else torch.from_numpy(text[start:stop]).to(dev)
                 cond = net.condition(xb, tb)
-                z = torch.randn(stop - start, net.n_latent, generator=gen, device=dev)
-                out.append(to_uint8(net.generate(cond, z)).cpu().numpy())
+                out.append(to_uint8(net.generate(cond, noise[start:stop])).cpu().numpy())
         self.networks.cpu()
         size = self.hparams["image_size"]
         tiles = np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)

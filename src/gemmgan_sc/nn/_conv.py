@@ -2,8 +2,8 @@
 
 The generator maps ``[z | embedding(condition)]`` to a 4 x 4 feature map and doubles the resolution with
 transposed convolutions (``upsample="transposed"``, DCGAN) or nearest-neighbour upsampling followed by a 3 x 3
-convolution (``upsample="nearest"``, no checkerboard artefacts), with batch norm and ReLU, to a tanh RGB tile in
-[-1, 1]. The critic halves the resolution with strided 4 x 4 convolutions and LeakyReLU (no normalisation layers:
+convolution (``upsample="nearest"``, no checkerboard artefacts), with batch norm (modulated by the condition's
+embedding in a conditional generator) and ReLU, to a tanh RGB tile in [-1, 1]. The critic halves the resolution with strided 4 x 4 convolutions and LeakyReLU (no normalisation layers:
 they would break the gradient penalty) down to 4 x 4 and scores ``conv4x4(h) + <embedding(condition), sum(h)>``:
 the projection discriminator of Miyato & Koyama (2018) with a linear embedding of a continuous condition.
 """
@@ -52,15 +52,43 @@ def _widths(image_size: int, channels: int, max_channels: int) -> list[tuple[int
     return out
 
 
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose per-channel scale and shift are linear maps of an embedding (``1 + gamma(e)``, ``beta(e)``;
+    both maps start at zero, so the layer starts as a plain batch norm).
+
+    Examples
+    --------
+    >>> import torch
+    >>> bn = ConditionalBatchNorm2d(4, embed_dim=3)
+    >>> bn(torch.randn(2, 4, 8, 8), torch.randn(2, 3)).shape
+    torch.Size([2, 4, 8, 8])
+    """
+
+    def __init__(self, channels: int, embed_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gamma = nn.Linear(embed_dim, channels)
+        self.beta = nn.Linear(embed_dim, channels)
+        for layer in (self.gamma, self.beta):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) * (1 + self.gamma(e))[:, :, None, None] + self.beta(e)[:, :, None, None]
+
+
 class ConvGenerator(nn.Module):
     """``[z | Linear(condition)] -> 4 x 4 map -> ... -> image_size x image_size x 3`` (tanh, values in [-1, 1]).
+
+    A conditional generator also modulates every batch norm by the condition's embedding
+    (:class:`ConditionalBatchNorm2d`), so the condition reaches every resolution, not only the first layer.
 
     Parameters
     ----------
     n_latent
         Width of the noise ``z``.
     cond_dim
-        Width of the condition (0: unconditional).
+        Width of the condition (0: unconditional, plain batch norm).
     image_size
         Tile edge in px, one of :data:`TILE_SIZES`.
     channels, max_channels
@@ -68,7 +96,7 @@ class ConvGenerator(nn.Module):
     upsample
         ``"transposed"`` (4 x 4 transposed convolutions, stride 2, DCGAN) or ``"nearest"`` (upsample + 3 x 3 conv).
     embed_dim
-        Width of the condition's linear embedding concatenated to ``z``.
+        Width of the condition's linear embedding (concatenated to ``z`` and read by the batch norms).
 
     Examples
     --------
@@ -92,25 +120,27 @@ class ConvGenerator(nn.Module):
         widths = _widths(self.image_size, channels, max_channels)
         c0 = widths[0][1]
         self.project = nn.Sequential(
-            nn.Linear(self.n_latent + (embed_dim if cond_dim else 0), 16 * c0, bias=False),
-            nn.Unflatten(1, (c0, 4, 4)), nn.BatchNorm2d(c0), nn.ReLU(inplace=True),
+            nn.Linear(self.n_latent + (embed_dim if cond_dim else 0), 16 * c0, bias=False), nn.Unflatten(1, (c0, 4, 4)),
         )
-        blocks: list[nn.Module] = []
         outs = [c for _, c in widths[1:]] + [3]
-        for i, ((_, c_in), c_out) in enumerate(zip(widths, outs)):
-            blocks.append(_up(c_in, c_out, upsample, bias=i == len(outs) - 1))
-            if i == len(outs) - 1:
-                blocks.append(nn.Tanh())
-            else:
-                blocks += [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-        self.blocks = nn.Sequential(*blocks)
+        self.ups = nn.ModuleList(_up(c_in, c_out, upsample, bias=c_out == 3 and i == len(outs) - 1)
+                                 for i, ((_, c_in), c_out) in enumerate(zip(widths, outs)))
+        # the norms after the projection and after every up-block but the last (tanh there)
+        self.norms = nn.ModuleList(ConditionalBatchNorm2d(c, embed_dim) if cond_dim else nn.BatchNorm2d(c)
+                                   for c in [c0] + outs[:-1])
+        self.act = nn.ReLU(inplace=True)
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        e = None
         if self.embed is not None:
             if cond is None:
                 raise ValueError("This generator is conditional: pass the condition (B x cond_dim).")
-            z = torch.cat([z, self.embed(cond)], dim=1)
-        return self.blocks(self.project(z))
+            e = self.embed(cond)
+            z = torch.cat([z, e], dim=1)
+        h = self.project(z)
+        for norm, up in zip(self.norms, self.ups):
+            h = up(self.act(norm(h) if e is None else norm(h, e)))
+        return torch.tanh(h)
 
 
 def _up(c_in: int, c_out: int, mode: str, bias: bool = False) -> nn.Module:

@@ -165,6 +165,9 @@ class TileGANPlan(TrainingPlan):
         The critic's learning rate (default: ``lr``; a larger one is the two time-scale update rule).
     vae_lr, beta, vae_weight
         The VAE's learning rate, KL weight (RNA-GAN: 0.005) and the weight of its loss in the generator step.
+    vae_pretrain_steps
+        VAE updates (batches of 64 training rows, Adam) before the first GAN step, so the GAN starts from a trained
+        expression encoder (RNA-GAN trains it first); 0 trains it jointly only.
     clip_critic, clip_generator
         Gradient-norm clipping (None disables).
     score_encoder
@@ -175,9 +178,12 @@ class TileGANPlan(TrainingPlan):
 
     def __init__(self, networks: TileGANNetworks, bank, train_idx, val_idx, tile_bank: TileBank,
                  n_critic: int = 5, lambda_gp: float = 10.0, critic_lr: float | None = None, vae_lr: float = 1e-3,
-                 beta: float = 0.005, vae_weight: float = 1.0, clip_critic: float | None = None,
-                 clip_generator: float | None = None, score_encoder: str = "hed-texture", **kwargs) -> None:
+                 beta: float = 0.005, vae_weight: float = 1.0, vae_pretrain_steps: int = 500,
+                 clip_critic: float | None = None, clip_generator: float | None = None,
+                 score_encoder: str = "hed-texture", **kwargs) -> None:
         super().__init__(networks, bank, train_idx, val_idx, **kwargs)
+        self._train_rows = torch.as_tensor(train_idx, dtype=torch.long)
+        self.vae_pretrain_steps = int(vae_pretrain_steps)
         self.automatic_optimization = False
         self.tile_bank = tile_bank
         self.n_critic, self.lambda_gp = int(n_critic), float(lambda_gp)
@@ -207,6 +213,25 @@ class TileGANPlan(TrainingPlan):
         if clip:
             self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
         optimizer.step()
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        net = self.networks
+        if net.vae is None or self.vae_pretrain_steps < 1 or self.resume_state or len(self._train_rows) < 2:
+            return
+        rows = self._train_rows.to(self.device)
+        opt = torch.optim.Adam(net.vae_parameters(), lr=self.vae_lr)
+        for _ in range(self.vae_pretrain_steps):
+            x = self.bank.x[rows[torch.randint(len(rows), (min(64, len(rows)),), device=self.device)]]
+            recon, mu, logvar = net.vae(x, {})
+            loss = vae_loss(x, recon, mu, logvar, self.beta)[0]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():  # one VAE on every process
+            for t in list(net.vae.parameters()) + list(net.vae.buffers()):
+                torch.distributed.broadcast(t.data, src=0)
+        self.vae_pretrain_loss = float(loss.detach())
 
     def critic_loss(self, real: torch.Tensor, cond: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """``E[D(fake)] - E[D(real)] + lambda_gp * GP`` (GP on tiles interpolated with one weight per tile)."""
