@@ -78,7 +78,7 @@ class ConditionalBatchNorm2d(nn.Module):
 
 
 class ConvGenerator(nn.Module):
-    """``[z | Linear(condition)] -> 4 x 4 map -> ... -> image_size x image_size x 3`` (tanh, values in [-1, 1]).
+    """DCGAN-style generator: ``[z | Linear(condition)]`` to a 4 x 4 map, doubled to ``image_size`` (tanh output).
 
     A conditional generator also modulates every batch norm by the condition's embedding
     (:class:`ConditionalBatchNorm2d`), so the condition reaches every resolution, not only the first layer.
