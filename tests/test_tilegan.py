@@ -198,6 +198,15 @@ def test_image_metrics(section):
     out = gg.metrics.tile_retrieval(np.concatenate([purple2[:5], pink[30:35]]), np.repeat(["p", "k"], 5), real, rows,
                                     k=(1,))
     assert out["top1"] == 1.0 and out["chance_top1"] == 0.5 and out["encoder"] == "hed-texture"
+    # a shift of the whole generated set: per-set standardisation still finds every row, pooled may not
+    refs = np.random.default_rng(3).normal(size=(20, 6))
+    shifted = refs + np.array([8.0, 0, 0, 0, 0, 0])
+    sep = gg.metrics.tile_retrieval(shifted, np.arange(20), refs, np.arange(20), encoder="features", k=(1,))
+    pooled = gg.metrics.tile_retrieval(shifted, np.arange(20), refs, np.arange(20), encoder="features", k=(1,),
+                                       standardize="pooled")
+    assert sep["top1"] == 1.0 and sep["standardize"] == "separate" and pooled["top1"] < 1.0
+    with pytest.raises(ValueError, match="standardize must be one of"):
+        gg.metrics.tile_retrieval(shifted, np.arange(20), refs, np.arange(20), encoder="features", standardize=True)
     with pytest.raises(ValueError, match="no real tiles"):
         gg.metrics.tile_retrieval(purple[:2], ["x", "x"], real, rows)
     with pytest.raises(ValueError, match="uint8"):

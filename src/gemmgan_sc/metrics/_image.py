@@ -13,7 +13,8 @@ function also takes precomputed features (n x D) instead of tiles.
   polynomial kernel ``(x.y / D + 1)^3``, mean and sd over random subsets.
 * :func:`tile_retrieval`: conditional retrieval. For every generated tile, the rows are ranked by the distance
   between the tile and the mean features of each row's real tiles; top-k accuracy is how often the tile's own
-  row is among the k nearest, beside chance (k / rows).
+  row is among the k nearest, beside chance (k / rows). Generated and real features are standardised separately
+  by default, so the marginal mismatch the Frechet distance measures does not decide the ranking.
 """
 
 from __future__ import annotations
@@ -203,12 +204,20 @@ def image_kid(real, generated, encoder="hed-texture", n_subsets: int = 50, subse
     return ImageScore("kid", float(np.mean(values)), _encoder_name(encoder), len(a), len(b), float(np.std(values)))
 
 
+RETRIEVAL_STANDARDIZE = ("separate", "pooled", None)
+
+
 def tile_retrieval(generated, generated_rows, real, real_rows, encoder="hed-texture",
-                   k: Sequence[int] = (1, 5), standardize: bool = True) -> dict[str, Any]:
+                   k: Sequence[int] = (1, 5), standardize: str | None = "separate") -> dict[str, Any]:
     """Conditional retrieval: how often a generated tile is nearest to its own row's real tiles among all rows.
 
     Each row's reference is the mean feature of its real tiles; for every generated tile the rows are ranked by
-    the Euclidean distance (standardised features) between the tile and each reference. ``top{k}`` is the
+    the Euclidean distance (standardised features) between the tile and each reference. With
+    ``standardize="separate"`` (default) the generated and the real features are each standardised with their own
+    set's mean and sd, so a shift of the whole generated set away from the real one (which :func:`image_frechet`
+    measures) does not make the rows that lie in the shift's direction nearest to every generated tile: the score
+    then asks whether a tile's deviation from the generated tiles matches its row's deviation from the real ones.
+    ``"pooled"`` standardises both with their pooled moments, None not at all. ``top{k}`` is the
     fraction of generated tiles whose own row ranks among the k nearest; ``chance_top{k}`` = k / rows is what a
     generator that ignores its condition scores on average.
 
@@ -224,7 +233,7 @@ def tile_retrieval(generated, generated_rows, real, real_rows, encoder="hed-text
     k
         The ranks reported.
     standardize
-        Standardise every feature with the mean and sd of both sets pooled first.
+        ``"separate"``, ``"pooled"`` or None (see above).
 
     Returns
     -------
@@ -239,6 +248,8 @@ def tile_retrieval(generated, generated_rows, real, real_rows, encoder="hed-text
     >>> out["top1"], out["chance_top1"]
     (1.0, 0.25)
     """
+    if standardize not in RETRIEVAL_STANDARDIZE:
+        raise ValueError(f"standardize must be one of {RETRIEVAL_STANDARDIZE}, got {standardize!r}.")
     ks = sorted({int(v) for v in k})
     if not ks or ks[0] < 1:
         raise ValueError(f"k must hold positive ints, got {k!r}.")
@@ -254,9 +265,12 @@ def tile_retrieval(generated, generated_rows, real, real_rows, encoder="hed-text
     if missing:
         raise ValueError(f"{len(missing)} row(s) of generated_rows have no real tiles, e.g. {missing[:5]}: give real "
                          "tiles of every row that was generated from.")
-    if standardize:
+    if standardize == "pooled":
         mean, sd = _standardizer(r, g)
         g, r = (g - mean) / sd, (r - mean) / sd
+    elif standardize == "separate":
+        (gm, gs), (rm, rs) = _standardizer(g), _standardizer(r)
+        g, r = (g - gm) / gs, (r - rm) / rs
     refs = np.zeros((len(rows), r.shape[1]))
     np.add.at(refs, inverse, r)
     refs /= np.bincount(inverse, minlength=len(rows))[:, None]
@@ -268,5 +282,5 @@ def tile_retrieval(generated, generated_rows, real, real_rows, encoder="hed-text
         hit, chance = float(np.mean(rank < kk)), min(1.0, kk / len(rows))
         out[f"top{kk}"], out[f"chance_top{kk}"], out[f"ratio_top{kk}"] = hit, chance, hit / chance
     out.update(mean_rank=float(rank.mean() + 1), n_rows=int(len(rows)), n_generated=int(len(g)),
-               encoder=_encoder_name(encoder))
+               encoder=_encoder_name(encoder), standardize=standardize)
     return out

@@ -432,8 +432,9 @@ class TileGAN(BaseGenerativeModel):
 
     def real_tiles(self, adata=None, indices=None, n_per_row: int = 1, seed: int | None = 0) -> GeneratedTiles:
         """Real tiles of the rows' slides (or spots), read from the slides at the patch store's coordinates and
-        resized to the model's tile size: ``n_per_row`` random distinct tiles per row (all of them when a slide has
-        fewer), in the layout of :meth:`sample`.
+        resized to the model's tile size: ``n_per_row`` random distinct tiles per slide (a seeded draw; all of them
+        when a slide has fewer; rows sharing a slide get the same tiles), in the layout of :meth:`sample`. Only
+        the drawn tiles are read.
 
         A row whose slide has no tiles raises a ValueError naming it.
 
@@ -451,15 +452,10 @@ class TileGAN(BaseGenerativeModel):
             raise KeyError(f"adata.obs[{key!r}] (the slide ids of the model's tile source) is missing.")
         ids = adata.obs[key].astype(str).to_numpy()[indices]
         tiles, offsets, counts = read_tiles(self.tile_source["patch_store"], ids, self.hparams["image_size"],
-                                            None, what="rows")
-        rng = np.random.default_rng(seed)
-        picks, rows = [], []
-        for i, (o, c) in enumerate(zip(offsets, counts)):
-            chosen = o + (rng.choice(c, int(n_per_row), replace=False) if c > n_per_row else np.arange(c))
-            picks.append(chosen)
-            rows.append(np.full(len(chosen), indices[i]))
-        picks_all, rows_all = np.concatenate(picks), np.concatenate(rows)
-        return GeneratedTiles(tiles[picks_all], rows_all, adata.obs_names.to_numpy().astype(str)[rows_all])
+                                            int(n_per_row), seed=0 if seed is None else int(seed), what="rows")
+        picks = np.concatenate([np.arange(o, o + c) for o, c in zip(offsets, counts)]) if len(ids) else np.zeros(0, int)
+        rows = np.repeat(indices, counts)
+        return GeneratedTiles(tiles[picks], rows, adata.obs_names.to_numpy().astype(str)[rows])
 
     # ------------------------------------------------------------ save / load
     def _meta(self) -> dict[str, Any]:
