@@ -17,7 +17,7 @@ from torch import nn
 from ..nn import gradient_penalty
 from ..nn._conv import ConvCritic, ConvGenerator
 from ..nn._vae import VAE, vae_loss
-from ._plan import TrainingPlan
+from ._wgan import WGANGPPlan
 
 
 class TileBank(nn.Module):
@@ -146,8 +146,8 @@ def text_cls(cond: dict) -> torch.Tensor | None:
     return None if text is None else text[:, 0].float()
 
 
-class TileGANPlan(TrainingPlan):
-    """WGAN-GP on tiles: ``n_critic`` critic updates, then one generator (+ VAE) update per batch of rows.
+class TileGANPlan(WGANGPPlan):
+    """WGAN-GP on tiles (the updates and clipping of :class:`~gemmgan_sc.train.WGANGPPlan`): ``n_critic`` critic updates, then one generator (+ VAE) update per batch of rows.
 
     Parameters
     ----------
@@ -181,16 +181,13 @@ class TileGANPlan(TrainingPlan):
                  beta: float = 0.005, vae_weight: float = 1.0, vae_pretrain_steps: int = 500,
                  clip_critic: float | None = None, clip_generator: float | None = None,
                  score_encoder: str = "hed-texture", **kwargs) -> None:
-        super().__init__(networks, bank, train_idx, val_idx, **kwargs)
+        super().__init__(networks, bank, train_idx, val_idx, n_critic=n_critic, lambda_gp=lambda_gp,
+                         clip_critic=clip_critic, clip_generator=clip_generator, **kwargs)
         self._train_rows = torch.as_tensor(train_idx, dtype=torch.long)
         self.vae_pretrain_steps = int(vae_pretrain_steps)
-        self.automatic_optimization = False
         self.tile_bank = tile_bank
-        self.n_critic, self.lambda_gp = int(n_critic), float(lambda_gp)
         self.critic_lr = float(self.lr if critic_lr is None else critic_lr)
         self.vae_lr, self.beta, self.vae_weight = float(vae_lr), float(beta), float(vae_weight)
-        self.clip_critic, self.clip_generator = clip_critic, clip_generator
-        self.optimizer_steps_per_batch = self.n_critic + 1
         self.score_encoder = score_encoder
         self._encoder = None
         self._val_real_features: np.ndarray | None = None
@@ -206,13 +203,6 @@ class TileGANPlan(TrainingPlan):
         if net.vae is not None:
             groups.append({"params": net.vae_parameters(), "lr": self.vae_lr})
         return self._with_schedule([critic, make_optimizer(self.optimizer_name, groups, self.lr, self.betas)])
-
-    def _update(self, optimizer, loss: torch.Tensor, clip: float | None) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if clip:
-            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
-        optimizer.step()
 
     def on_train_start(self) -> None:
         super().on_train_start()
