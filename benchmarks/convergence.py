@@ -2,12 +2,14 @@
 
 Protocol (issue "Realistic by default"): a random 20 % of the rows is held out as the test set and never given
 to a model; every model (and the Gaussian floor) is trained on the rest with its own 80/20 train/validation
-split, so its training rows are 64 % of the cohort. Every ``--eval-every`` steps the callback generates one
-profile per test row (from the test rows' conditions) and scores it against the test rows, on the z-scored
-scale of the model's training rows: 10-NN precision and recall, logistic-regression real-vs-synthetic AUC
-(5-fold CV), corr-MSE, Frechet distance (PCA-50 of the training rows) and the sd ratio. The reference rows are
-the same scores for the model's real training rows (a random subset of the test set's size: the ceiling) and
-for ``gg.GaussianBaseline`` (the floor). Wall time excludes the scoring.
+split, so its training rows are 64 % of the cohort. Every ``--eval-every`` steps the callback generates as many
+profiles as the model has training rows, from the test rows' conditions (each test row's condition in turn:
+:func:`synthetic_rows`), and scores them against the test rows, on the z-scored scale of the model's training
+rows: 10-NN precision and recall, logistic-regression real-vs-synthetic AUC (5-fold CV), corr-MSE, Frechet
+distance (PCA-50 of the training rows) and the sd ratio. The reference rows are the same scores for all the
+model's real training rows (the ceiling: a set of the same size as the synthetic one, so both carry the same
+sampling noise, e.g. in the correlation matrix of corr-MSE) and for ``gg.GaussianBaseline`` (the floor). Wall
+time excludes the scoring.
 
     python benchmarks/convergence.py --cohort tcga --models WGANGP CondWGANGP --seeds 0
     python benchmarks/convergence.py --cohort demo --max-steps 600
@@ -18,6 +20,7 @@ Writes ``benchmarks/results/convergence_<cohort>.json`` and ``.png`` (curves, re
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -85,14 +88,33 @@ def setup(cls, adata, layer, label, scale, store) -> None:
         cls.setup_anndata(adata, layer=layer, labels_keys=[label], expression_scale=scale)
 
 
+def synthetic_rows(test_rows: np.ndarray, n_train: int) -> np.ndarray:
+    """The test rows whose conditions the synthetic set is drawn from: each in turn, until there are as many as
+    training rows (the real-rows ceiling), and at least one per test row.
+
+    Examples
+    --------
+    >>> synthetic_rows(np.array([7, 8]), 5)
+    array([7, 8, 7, 8, 7])
+    """
+    return np.resize(np.asarray(test_rows), max(len(test_rows), int(n_train)))
+
+
 def held_out_sets(model, adata, test_rows: np.ndarray, seed: int):
-    """(real test, synthetic for the test rows, real training rows), z-scored with the model's statistics.
+    """(real test, synthetic for :func:`synthetic_rows` of the test rows, real training rows), z-scored with the
+    model's statistics.
 
     ``adata`` holds the test rows; the training rows are the model's own (``model.adata``)."""
     real_train = model.normalize(model._expression(model.adata)[model.split["train"]])
     real_test = model.normalize(model._expression(adata)[test_rows])
-    synth = model.sample(adata=adata, indices=test_rows, n_samples=1, seed=seed)
+    rows = synthetic_rows(test_rows, len(real_train))
+    synth = model.sample(adata=adata, indices=rows, n_samples=1, seed=seed)
     return real_test, model.normalize(np.asarray(synth.X)), real_train
+
+
+def ceiling_scores(real_test: np.ndarray, real_train: np.ndarray) -> dict[str, float]:
+    """:func:`score` of the real training rows themselves (all of them, as many as the synthetic set)."""
+    return score(real_test, real_train, real_train)
 
 
 def utility_scores(model, adata, test_rows: np.ndarray, label: str, seed: int) -> dict[str, float]:
@@ -127,12 +149,14 @@ class CurveCallback(pl.Callback):
     def evaluate(self, plan, steps: int) -> None:
         start = time.perf_counter()
         model = self.model
-        model.networks, model.is_trained = plan.networks, True
+        # the weights the model would generate with if training ended here (the averaged ones, with ema_decay)
+        model.networks, model.is_trained = copy.deepcopy(plan.networks), True
+        model.networks.load_state_dict(plan.sampling_state_dict())
         model._calibrate(seed=self.seed)
         real_test, synth, real_train = held_out_sets(model, self.adata, self.test_rows, self.seed)
         row = {"step": int(steps), **score(real_test, synth, real_train)}
         model.calibration = None
-        plan.networks.train()
+        model.networks = plan.networks
         self.scoring += time.perf_counter() - start
         row["time"] = float(model._history[-1]["time"] - self.scoring) if model._history else 0.0
         self.points.append(row)
@@ -151,7 +175,7 @@ def run_model(name: str, adata, test_rows, fit_rows, args, seed: int, layer, lab
     else:
         cb = CurveCallback(model, adata, test_rows, args.eval_every, seed)
         kwargs = {} if args.max_steps is None else {"max_steps": args.max_steps}
-        model.train(seed=seed, callbacks=[cb], calibrate=True, **kwargs)
+        model.train(seed=seed, callbacks=[cb], calibrate=True, **kwargs, **args.train_kwargs)
         curve = cb.points
     wall = time.perf_counter() - start
     final, raw = {}, {}
@@ -161,8 +185,7 @@ def run_model(name: str, adata, test_rows, fit_rows, args, seed: int, layer, lab
         cal, model.calibration = model.calibration, None
         raw = score(*held_out_sets(model, adata, test_rows, seed))
         model.calibration = cal
-    rng = np.random.default_rng(seed)
-    ceiling = score(real_test, real_train[rng.choice(len(real_train), len(real_test), replace=False)], real_train)
+    ceiling = ceiling_scores(real_test, real_train)
     final.update(utility_scores(model, adata, test_rows, label, seed))
     steps = int(model.history["step"].max()) if "step" in model.history else 0
     return {"model": name, "seed": seed, "wall_s": wall, "steps": steps, "final": final, "uncalibrated": raw,
@@ -202,6 +225,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--demo-samples", type=int, default=300)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--train-kwargs", type=json.loads, default={},
+                        help='JSON of extra train() arguments for every trained model, e.g. \'{"ema_decay": null}\'')
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     gg.settings.progress_bar = False
@@ -226,7 +251,7 @@ def main() -> None:
     out = Path(args.out) if args.out else RESULTS / f"convergence_{args.cohort}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"cohort": args.cohort, "n_obs": adata.n_obs, "n_vars": adata.n_vars, "models": args.models,
-               "seeds": args.seeds, "results": results}
+               "seeds": args.seeds, "train_kwargs": args.train_kwargs, "results": results}
     out.write_text(json.dumps(gg._io.json_safe(payload), indent=1))
     plot(results, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")

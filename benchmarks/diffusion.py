@@ -42,7 +42,8 @@ import gemmgan_sc as gg  # noqa: E402
 from gemmgan_sc._io import atomic_write_text, json_safe  # noqa: E402
 from _machine import machine_info  # noqa: E402
 from _tables import CPU_GEMMGAN  # noqa: E402
-from convergence import RESULTS, demo_cohort, held_out_sets, score, setup, tcga_cohort  # noqa: E402
+from convergence import (RESULTS, ceiling_scores, demo_cohort, held_out_sets, score, setup,  # noqa: E402
+                         synthetic_rows, tcga_cohort)  # noqa: E402
 
 #: default ``--models`` per cohort (the demo adds GeMM-GAN: the same fused conditions as the diffusion model)
 DEFAULT_MODELS = {"tcga": ["GaussianBaseline", "ExpressionDiffusion"],
@@ -68,14 +69,15 @@ def hyperparameters(cls, args) -> dict:
 
 
 def label_accuracy(model, fit, adata, test_rows: np.ndarray, synth: np.ndarray, label: str) -> float:
-    """Share of ``synth`` (one profile per test row) that a logistic regression fitted on the model's real
-    training rows puts in the test row's cohort."""
+    """Share of ``synth`` (profiles of ``test_rows``, in turn as :func:`convergence.synthetic_rows`) that a
+    logistic regression fitted on the model's real training rows puts in its test row's cohort."""
     from sklearn.linear_model import LogisticRegression
 
     train = model.split["train"]
     x = model.normalize(model._expression(fit)[train])
     clf = LogisticRegression(max_iter=2000).fit(x, fit.obs[label].astype(str).to_numpy()[train])
-    return float((clf.predict(synth) == adata.obs[label].astype(str).to_numpy()[test_rows]).mean())
+    rows = synthetic_rows(test_rows, len(synth))
+    return float((clf.predict(synth) == adata.obs[label].astype(str).to_numpy()[rows]).mean())
 
 
 def profiles_per_second(model, adata, rows: np.ndarray, seed: int) -> float:
@@ -121,8 +123,7 @@ def evaluate(name: str, adata, test_rows: np.ndarray, fit_rows: np.ndarray, labe
     speed = profiles_per_second(model, adata, np.resize(test_rows, args.speed_rows), seed)
     hist = model.history
     curve = hist[["step", "time", "val_frechet"]].dropna().to_dict("records") if "val_frechet" in hist else []
-    rng = np.random.default_rng(seed)
-    ceiling = score(real_test, real_train[rng.choice(len(real_train), len(real_test), replace=False)], real_train)
+    ceiling = ceiling_scores(real_test, real_train)
     ceiling["label_accuracy"] = label_accuracy(model, fit, adata, test_rows, real_test, label)  # the real test rows
     return {"model": name, "seed": seed, "wall_s": wall, "train_s": float(hist["time"].max()),
             "steps": int(hist["step"].max()) if "step" in hist else 0, "final": final, "uncalibrated": raw,

@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gemmgan_sc as gg  # noqa: E402
 from _machine import machine_info  # noqa: E402
-from convergence import held_out_sets, score  # noqa: E402
+from convergence import ceiling_scores, held_out_sets, score  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "her2st"
@@ -192,12 +192,12 @@ def generator_row(rot: Rotation, model_cls, setup_kwargs: dict | None = None, mo
     res = gg.metrics.conditional_fidelity(model, test, indices=rot.test_rows, n_draws=n_draws, seed=seed)
     # the conditional mean itself, with the draws' own spread averaged out (10 draws keep ~1/10 of it)
     many = gg.metrics.conditional_fidelity(model, test, indices=rot.test_rows, n_draws=100, seed=seed)
-    # distribution scores on the held-out section (one profile per spot), the real training spots as ceiling
+    # distribution scores on the held-out section (as many profiles as training spots, from the held-out spots'
+    # conditions), all the real training spots as ceiling
     real_test, synth, real_train = held_out_sets(model, test, rot.test_rows, seed)
-    pick = np.random.default_rng(seed).choice(len(real_train), min(len(real_test), len(real_train)), replace=False)
     return {**res.summary, "pearson_mean_100_draws": many.summary["pearson_mean"],
             "held_out": score(real_test, synth, real_train),
-            "real_rows": score(real_test, real_train[pick], real_train),
+            "real_rows": ceiling_scores(real_test, real_train),
             "train_seconds": round(seconds, 1), "n_train": int(train.n_obs),
             "model": model_cls.__name__, "model_kwargs": model_kwargs or {}, "train_kwargs": train_kwargs or {}}
 

@@ -1,5 +1,6 @@
 """The training loop of every generator: budgets, presets, history, early stopping, calibration, references."""
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -164,6 +165,45 @@ def test_early_stopping_stops_and_restores_the_best_weights():
     # the restored weights are the best epoch's: re-scoring the validation rows gives about its val_frechet
     plan_score = h["val_frechet"].iloc[best]
     assert np.isfinite(plan_score)
+
+
+class _RecordGenerator(pl.Callback):
+    """The live and the averaged generator weights after every training batch."""
+
+    def __init__(self):
+        self.live, self.averaged = [], []
+
+    def on_train_batch_end(self, trainer, plan, *args):
+        net = plan.networks.state_dict()
+        self.live.append({k: v.clone() for k, v in net.items() if k.startswith("generator.")})
+        sampled = plan.sampling_state_dict()
+        self.averaged.append({k: sampled[k].clone() for k in self.live[-1]})
+
+
+def test_generator_weight_averaging_is_the_ema_of_the_live_weights():
+    adata = _cohort()
+    gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
+    rec = _RecordGenerator()
+    model = gg.CondWGANGP(adata, **TINY).train(max_steps=6, batch_size=16, seed=0, ema_decay=0.5,
+                                               early_stopping=False, restore_best=False, calibrate=False,
+                                               callbacks=[rec])
+    assert model.train_params["ema_decay"] == 0.5 and len(rec.live) == 6
+    key = next(k for k in rec.live[0] if k.endswith("weight"))
+    ema = rec.live[0][key]
+    for step, live in enumerate(rec.live):  # first update copies, then a decay min(0.5, (1 + n) / (10 + n))
+        decay = min(0.5, (1 + step) / (10 + step))
+        ema = live[key] if step == 0 else decay * ema + (1 - decay) * live[key]
+        torch.testing.assert_close(rec.averaged[step][key], ema)
+    assert not torch.equal(rec.averaged[-1][key], rec.live[-1][key])
+    # the trained model generates with the averaged weights
+    torch.testing.assert_close(model.networks.state_dict()[key], rec.averaged[-1][key])
+    # without averaging, the sampled weights are the live ones
+    rec = _RecordGenerator()
+    gg.CondWGANGP(adata, **TINY).train(max_steps=3, batch_size=16, seed=0, ema_decay=None, callbacks=[rec],
+                                       early_stopping=False, restore_best=False, calibrate=False)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(rec.live, rec.averaged) for k in a)
+    with pytest.raises(ValueError, match="ema_decay"):
+        gg.CondWGANGP(adata, **TINY).train(max_steps=2, ema_decay=1.0)
 
 
 def test_calibration_is_saved_and_reloaded(tmp_path):

@@ -8,7 +8,8 @@ from ._base import BaseGenerativeModel
 
 #: the authors' public code: RMSprop 5e-4 for both networks, halved every 100 epochs, gradient-norm clipping
 _AUTHORS = {"optimizer": "rmsprop", "lr": 5e-4, "lr_halving_every_epochs": 100, "clip_critic": 10.0,
-            "clip_generator": 2.0, "max_epochs": 500, "max_steps": None, "mean_matching": 0.0}
+            "clip_generator": 2.0, "max_epochs": 500, "max_steps": None, "mean_matching": 0.0,
+            "ema_decay": None}
 
 
 class WGANGPModel(BaseGenerativeModel):
@@ -23,7 +24,7 @@ class WGANGPModel(BaseGenerativeModel):
         "default": {"batch_size": 64, "max_steps": 3000, "max_epochs": None, "patience": 30, "n_critic": 5,
                     "lambda_gp": 10.0, "optimizer": "rmsprop", "lr": 5e-4, "betas": (0.5, 0.9),
                     "lr_halving_every": 1000, "clip_critic": 10.0, "clip_generator": 2.0,
-                    "mean_matching": 1.0, "mean_draws": 4},
+                    "mean_matching": 1.0, "mean_draws": 4, "ema_decay": None},
         "paper": {"batch_size": 64, **_AUTHORS},
         "authors_code": {"batch_size": 8, **_AUTHORS},
     }
@@ -39,6 +40,10 @@ class WGANGPModel(BaseGenerativeModel):
             raise ValueError(f"n_critic must be a positive int, got {kwargs['n_critic']!r}.")
         if not float(kwargs["lambda_gp"]) > 0:
             raise ValueError(f"lambda_gp must be > 0, got {kwargs['lambda_gp']!r}.")
+        decay = kwargs.get("ema_decay")
+        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float))
+                                  or not 0.0 <= float(decay) < 1.0):
+            raise ValueError(f"ema_decay must be None or in [0, 1) (0 and None: no averaging), got {decay!r}.")
 
     def train(self, max_steps: int | None = None, max_epochs: int | None = None, batch_size: int | None = None,
               preset: str = "default", **kwargs: Any):
@@ -67,6 +72,10 @@ class WGANGPModel(BaseGenerativeModel):
             Conditional models: weight (1; 0 disables, as the paper) of the conditional-mean term added to the
             generator loss, an unbiased estimate of the squared error between the mean of ``mean_draws`` (4)
             draws for a condition and the row's real profile (:func:`gemmgan_sc.train.conditional_mean_error`).
+        ema_decay
+            Generate with an exponential moving average of the generator's weights, updated every step with
+            this decay (None, the default, disables; e.g. 0.99): it smooths the step-to-step jitter of GAN
+            training out of the generator's conditional map (docs/performance.md has the study).
         train_size, early_stopping, patience, restore_best, seed, checkpoint_dir, resume, compile
             As in :meth:`BaseGenerativeModel.train`.
         accelerator, devices, precision, **kwargs

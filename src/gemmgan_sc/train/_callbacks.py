@@ -58,7 +58,10 @@ class HistoryLogger(Logger):
 
 
 class BestWeights(pl.Callback):
-    """Keep the networks' weights of the best ``monitor`` value (in memory) and restore them when training ends."""
+    """Keep the networks' weights of the best ``monitor`` value (in memory) and restore them when training ends.
+
+    The weights kept are the plan's ``sampling_state_dict()``: those that generated the validation profiles
+    (the averaged generator of a plan with ``ema_decay``)."""
 
     def __init__(self, monitor: str = "val_frechet", mode: str = "min", restore: bool = True) -> None:
         if mode not in ("min", "max"):
@@ -75,7 +78,7 @@ class BestWeights(pl.Callback):
         value = float(value)
         if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
             self.best, self.best_epoch = value, int(trainer.current_epoch)
-            self.state = {k: v.detach().clone() for k, v in pl_module.networks.state_dict().items()}
+            self.state = {k: v.detach().clone() for k, v in pl_module.sampling_state_dict().items()}
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.restore and self.state is not None:

@@ -90,11 +90,19 @@ class TrainingPlan(pl.LightningModule):
                  batch_size=batch_size)
 
     # ------------------------------------------------------------- validation
+    def generate(self, cond: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        """The validation profiles of ``cond`` and noise ``z`` (plans with averaged weights use those)."""
+        return self.networks.generate(cond, z)
+
+    def sampling_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights the model generates with after training (what the best-weights callback keeps)."""
+        return self.networks.state_dict()
+
     def validation_step(self, batch, batch_idx) -> None:
         (idx,) = batch
         cond = self.bank.conditions(idx)
         z = torch.randn(len(idx), self.networks.n_latent, device=self.device)
-        fake = self.networks.generate(cond, z)
+        fake = self.generate(cond, z)
         self._val_real.append(self.bank.x[idx] - self.score_mean)
         self._val_fake.append(fake.to(self.score_mean.dtype) - self.score_mean)
 
