@@ -111,9 +111,8 @@ class WGANGPPlan(TrainingPlan):
     ema_decay
         Keep an exponential moving average of the generator's (and its condition network's) weights, updated
         after every generator step with this decay (None or 0 disables; warmed up as :func:`ema_with_warmup`),
-        as ProGAN / StyleGAN / BigGAN do: the
-        averaged weights generate the validation profiles, are what the best-weights callback keeps, and replace
-        the live ones when training ends. The critic is not averaged.
+        as ProGAN / StyleGAN / BigGAN do: the averaged weights generate the validation profiles, are what the
+        best-weights callback keeps, and replace the live ones when training ends. The critic is not averaged.
     **kwargs
         :class:`~gemmgan_sc.train.TrainingPlan` arguments (optimiser, learning rate, schedule).
     """
