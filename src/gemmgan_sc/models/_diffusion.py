@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..nn import CONDITIONING_MODES, FUSION_VARIANTS, LabelEmbedding, resolve_conditioning
+from ..nn import CONDITIONING_MODES, LabelEmbedding, resolve_conditioning
 from ..nn._diffusion import Denoiser, check_sampling
-from ..nn._fusion import _check_sizes
 from ._base import BaseGenerativeModel
 from ._baselines import LabelSampler, UnconditionalSampler
-from ._gemmgan import GeMMGAN
+from ._fusion_model import FusionConditioned
 from ._wgan_base import _check_optimizer
 
 #: ``conditioning`` values besides the fusion modes of GeMM-GAN
 _OTHER_CONDITIONING = ("auto", "labels", "none")
 
 
-class ExpressionDiffusion(LabelSampler, BaseGenerativeModel):
+class ExpressionDiffusion(LabelSampler, FusionConditioned, BaseGenerativeModel):
     """Denoising diffusion model (DDPM / DDIM) of the z-scored expression, conditioned like the other models.
 
     A residual-MLP denoiser with a timestep embedding (:class:`gemmgan_sc.nn.Denoiser`) learns to predict the
@@ -78,45 +77,18 @@ class ExpressionDiffusion(LabelSampler, BaseGenerativeModel):
     _requires_condition = False
     labels_required = False
     setup_inputs = frozenset({"text", "image", "labels"})
-
-    @classmethod
-    def setup_anndata(
-        cls,
-        adata,
-        layer: str | None = None,
-        text_key: str | None = "X_text_tokens",
-        text_mask_key: str | None = "text_mask",
-        patch_store: str | None = None,
-        slide_key: str = "slide_id",
-        labels_keys: Sequence[str] | None = None,
-        expression_scale: str = "log",
-    ) -> None:
-        """Register the expression and whichever conditions there are: text tokens, a patch store, labels.
-
-        Parameters are those of :meth:`GeMMGAN.setup_anndata`; the default ``text_key`` missing from ``obsm``
-        means no text (a label-conditioned or unconditional model), a key named otherwise must exist.
-
-        Examples
-        --------
-        >>> gg.ExpressionDiffusion.setup_anndata(adata, labels_keys=["disease_type"])  # doctest: +SKIP
-        """
-        use_text = None if text_key != "X_text_tokens" else text_key in adata.obsm
-        cls._setup(adata, layer=layer, text_key=text_key, text_mask_key=text_mask_key if text_key else None,
-                   patch_store=patch_store, slide_key=slide_key, labels_keys=labels_keys,
-                   expression_scale=expression_scale, use_text=use_text)
+    _text_optional = True
 
     # ------------------------------------------------------------ hyperparameters
     def _validate_hparams(self) -> None:
         hp = self.hparams
-        for key in ("n_timesteps", "hidden", "n_blocks", "emb_dim", "embedding_dim", "n_patches"):
+        for key in ("n_timesteps", "hidden", "n_blocks", "emb_dim", "embedding_dim"):
             if isinstance(hp[key], bool) or not isinstance(hp[key], (int, np.integer)) or hp[key] < 1:
                 raise ValueError(f"{key} must be a positive int, got {hp[key]!r}.")
         check_sampling(hp["n_steps"], hp["guidance"], hp["sampler"], hp["n_timesteps"], hp["prediction"])
         if not 0.0 <= float(hp["denoiser_dropout"]) < 1.0:
             raise ValueError(f"denoiser_dropout must be in [0, 1), got {hp['denoiser_dropout']!r}.")
-        _check_sizes(None, None, hp["d_model"], hp["n_heads"], hp["n_layers"], hp["d_ff"], hp["dropout"])
-        if hp["fusion_variant"] not in FUSION_VARIANTS:
-            raise ValueError(f"Unknown fusion_variant {hp['fusion_variant']!r}; choose one of {FUSION_VARIANTS}.")
+        self._check_fusion_hparams()
         self.conditioning = self._resolve_conditioning(hp["conditioning"])
 
     def _resolve_conditioning(self, conditioning: str) -> str:
@@ -141,13 +113,13 @@ class ExpressionDiffusion(LabelSampler, BaseGenerativeModel):
 
     def _uses(self, modality: str) -> bool:
         if self._fused:
-            return GeMMGAN._uses(self, modality)
+            return self._fusion_uses(modality)
         return modality == "labels" and self.conditioning == "labels"
 
     # ---------------------------------------------------------------- networks
     def _condition_network(self):
         if self._fused:
-            return GeMMGAN._fusion(self), self.hparams["d_model"]
+            return self._fusion(), self.hparams["d_model"]
         if self.conditioning == "labels":
             cards = [len(self.registry.categories[k]) for k in self.registry.labels_keys]
             emb = LabelEmbedding(cards, self.hparams["embedding_dim"])

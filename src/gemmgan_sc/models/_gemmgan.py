@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from ..nn import CONDITIONING_MODES, FUSION_VARIANTS, ConditionFusion, Critic, Generator, resolve_conditioning
+from ..nn import CONDITIONING_MODES, Critic, Generator, resolve_conditioning
+from ._fusion_model import FusionConditioned
 from ._wgan_base import WGANGPModel
 
 
-class GeMMGAN(WGANGPModel):
+class GeMMGAN(FusionConditioned, WGANGPModel):
     """GeMM-GAN (Panaccione, Sgaravatti, Pinoli, ICIAP 2025) on AnnData.
 
     A WGAN-GP whose generator and critic each fuse the patch embeddings of a whole-slide image and the token
@@ -61,82 +61,20 @@ class GeMMGAN(WGANGPModel):
     }
     setup_inputs = frozenset({"text", "image", "labels"})
 
-    @classmethod
-    def setup_anndata(
-        cls,
-        adata,
-        layer: str | None = None,
-        text_key: str | None = "X_text_tokens",
-        text_mask_key: str | None = "text_mask",
-        patch_store: str | None = None,
-        slide_key: str = "slide_id",
-        labels_keys: Sequence[str] | None = None,
-        expression_scale: str = "log",
-    ) -> None:
-        """Register and validate the AnnData fields GeMM-GAN reads.
-
-        Parameters
-        ----------
-        adata
-            Samples x genes.
-        layer
-            Expression layer (default ``X``), e.g. log2(TPM+1).
-        text_key, text_mask_key
-            ``obsm`` keys of the token embeddings (n x M x D, CLS first) and their mask (True = token), as
-            written by :func:`gemmgan_sc.pp.embed_text`. With a patch store and no ``obsm[text_key]``, the model is
-            image-only; ``text_key=None`` forces that.
-        patch_store
-            Path of the patch store (:class:`gemmgan_sc.data.PatchStore`, written by ``gg.pp.tile_slides`` /
-            ``gg.pp.embed_tiles``); None means a text-only model.
-        slide_key
-            ``obs`` column of slide ids in the store.
-        labels_keys
-            Categorical ``obs`` columns kept with the model (for metrics and label-conditioned baselines).
-        expression_scale
-            ``"log"`` (non-negative values expected) or ``"any"`` (e.g. already z-scored).
-
-        Examples
-        --------
-        >>> gg.GeMMGAN.setup_anndata(adata, layer="log1p", patch_store=adata.uns["gemmgan"]["patch_store"])  # doctest: +SKIP
-        """
-        cls._setup(
-            adata, layer=layer, text_key=text_key, text_mask_key=text_mask_key if text_key else None,
-            patch_store=patch_store, slide_key=slide_key, labels_keys=labels_keys, expression_scale=expression_scale,
-        )
-
     def _validate_hparams(self) -> None:
         hp = self.hparams
-        for key in ("d_model", "n_latent", "n_patches", "n_heads", "n_layers", "d_ff"):
-            if not isinstance(hp[key], int) or hp[key] < 1:
-                raise ValueError(f"{key} must be a positive int, got {hp[key]!r}.")
-        if hp["d_model"] % hp["n_heads"]:
-            raise ValueError(f"d_model={hp['d_model']} must be divisible by n_heads={hp['n_heads']}.")
+        self._check_fusion_hparams()
+        if isinstance(hp["n_latent"], bool) or not isinstance(hp["n_latent"], int) or hp["n_latent"] < 1:
+            raise ValueError(f"n_latent must be a positive int, got {hp['n_latent']!r}.")
         hp["hidden"] = tuple(int(h) for h in hp["hidden"])
         if not hp["hidden"] or min(hp["hidden"]) < 1:
             raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {hp['hidden']!r}.")
         if hp["conditioning"] not in CONDITIONING_MODES:
             raise ValueError(f"Unknown conditioning {hp['conditioning']!r}; choose one of {CONDITIONING_MODES}.")
-        if hp["fusion_variant"] not in FUSION_VARIANTS:
-            raise ValueError(f"Unknown fusion_variant {hp['fusion_variant']!r}; choose one of {FUSION_VARIANTS}.")
-        if not 0.0 <= float(hp["dropout"]) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {hp['dropout']!r}.")
         self.conditioning = resolve_conditioning(hp["conditioning"], self.registry.has_image, self.registry.has_text)
 
     def _uses(self, modality: str) -> bool:
-        if modality == "text":
-            return self.conditioning not in ("mean_image", "patch_transformer")
-        if modality == "image":
-            return self.conditioning != "text_cls"
-        return False
-
-    def _fusion(self) -> ConditionFusion:
-        hp, reg = self.hparams, self.registry
-        return ConditionFusion(
-            patch_dim=reg.patch_dim if reg.has_image else None,
-            text_dim=reg.text_dim if reg.has_text else None,
-            d_model=hp["d_model"], n_heads=hp["n_heads"], n_layers=hp["n_layers"], d_ff=hp["d_ff"],
-            dropout=hp["dropout"], conditioning=self.conditioning, variant=hp["fusion_variant"],
-        )
+        return self._fusion_uses(modality)
 
     def _build_networks(self, n_genes: int):
         from ..train._wgan import WGANGPNetworks
