@@ -136,8 +136,9 @@ def utility_scores(model, adata, test_rows: np.ndarray, label: str, seed: int) -
 class CurveCallback(pl.Callback):
     """Scores the model every ``every`` steps, its generator calibrated as it would be at the end."""
 
-    def __init__(self, model, adata, test_rows, every: int, seed: int) -> None:
+    def __init__(self, model, adata, test_rows, every: int, seed: int, calibrate: str = "moments") -> None:
         self.model, self.adata, self.test_rows, self.every, self.seed = model, adata, test_rows, every, seed
+        self.calibrate = calibrate
         self.points, self.scoring, self.next = [], 0.0, every
 
     def on_train_batch_end(self, trainer, plan, outputs, batch, batch_idx) -> None:
@@ -152,7 +153,7 @@ class CurveCallback(pl.Callback):
         # the weights the model would generate with if training ended here (the averaged ones, with ema_decay)
         model.networks, model.is_trained = copy.deepcopy(plan.networks), True
         model.networks.load_state_dict(plan.sampling_state_dict())
-        model._calibrate(seed=self.seed)
+        model._calibrate(seed=self.seed, method=self.calibrate)
         real_test, synth, real_train = held_out_sets(model, self.adata, self.test_rows, self.seed)
         row = {"step": int(steps), **score(real_test, synth, real_train)}
         model.calibration = None
@@ -173,9 +174,11 @@ def run_model(name: str, adata, test_rows, fit_rows, args, seed: int, layer, lab
         model.train(seed=seed)
         curve = []
     else:
-        cb = CurveCallback(model, adata, test_rows, args.eval_every, seed)
-        kwargs = {} if args.max_steps is None else {"max_steps": args.max_steps}
-        model.train(seed=seed, callbacks=[cb], calibrate=True, **kwargs, **args.train_kwargs)
+        kwargs = {"calibrate": "moments", **args.train_kwargs}
+        if args.max_steps is not None:
+            kwargs["max_steps"] = args.max_steps
+        cb = CurveCallback(model, adata, test_rows, args.eval_every, seed, kwargs["calibrate"])
+        model.train(seed=seed, callbacks=[cb], **kwargs)
         curve = cb.points
     wall = time.perf_counter() - start
     final, raw = {}, {}

@@ -79,6 +79,42 @@ def test_output_calibration_per_group_keeps_each_group_moments():
                                   cal.apply(generated[:9], np.ones((9, 2)), gen_codes[:9]))
 
 
+def test_quantile_calibration_gives_each_group_its_point_mass():
+    rng = np.random.default_rng(3)
+    # a detection floor: 60 % of each group at one value, a different value per group (per-cohort z-scores)
+    real_codes = np.repeat([[0], [1]], 400, axis=0)
+    real = np.where(rng.random((800, 2)) < 0.6, -0.5, rng.exponential(1.0, (800, 2))) - 0.3 * real_codes
+    gen_codes = rng.integers(0, 2, (6000, 1))
+    generated = rng.normal(0.0, 1.0, (6000, 2))
+    moments = OutputCalibration.fit(generated, real, gen_codes, real_codes)
+    cal = OutputCalibration.fit(generated, real, gen_codes, real_codes, method="quantiles")
+    assert (moments.method, cal.method) == ("moments", "quantiles")
+    noise = rng.normal(size=generated.shape)
+    out, smeared = cal.apply(generated, noise, gen_codes), moments.apply(generated, noise, gen_codes)
+    for code, floor in ((0, -0.5), (1, -0.8)):
+        rows = gen_codes[:, 0] == code
+        at_floor = np.isclose(out[rows], floor, atol=1e-4).mean(0)
+        np.testing.assert_allclose(at_floor, 0.6, atol=0.04)
+        assert np.isclose(smeared[rows], floor, atol=1e-4).mean() < 0.01  # a mean and sd cannot carry it
+        np.testing.assert_allclose(out[rows].mean(0), real[real_codes[:, 0] == code].mean(0), atol=0.06)
+    again = OutputCalibration.from_state(cal.state())
+    np.testing.assert_array_equal(again.apply(generated[:9], noise[:9], gen_codes[:9]), out[:9])
+    with pytest.raises(ValueError, match="method"):
+        OutputCalibration.fit(generated, real, method="ranks")
+
+
+def test_train_takes_the_calibration_method(tmp_path):
+    adata = _cohort(n=80)
+    gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
+    model = gg.CondWGANGP(adata, **TINY).train(max_steps=4, batch_size=16, seed=0, calibrate="quantiles")
+    assert model.calibration.method == "quantiles" and model.train_params["calibrate"] == "quantiles"
+    loaded = gg.CondWGANGP.load(model.save(tmp_path / "m"), adata=adata)
+    assert loaded.calibration.method == "quantiles"
+    np.testing.assert_array_equal(loaded.sample(seed=3).X, model.sample(seed=3).X)
+    with pytest.raises(ValueError, match="calibrate must be"):
+        gg.CondWGANGP(adata, **TINY).train(max_steps=2, calibrate="ranks")
+
+
 def test_label_conditioned_model_is_calibrated_per_label(tmp_path):
     adata = _cohort(n=80)
     gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
@@ -215,6 +251,7 @@ def test_calibration_is_saved_and_reloaded(tmp_path):
     assert abs(z.std(0).mean() - 1.0) < 0.3
     loaded = gg.CondWGANGP.load(model.save(tmp_path / "m"), adata=adata)
     np.testing.assert_array_equal(loaded.sample(seed=3).X, model.sample(seed=3).X)
+    assert model.train_params["calibrate"] == "moments"
     raw = gg.CondWGANGP(adata, **TINY).train(max_steps=6, batch_size=16, seed=0, calibrate=False)
     assert raw.calibration is None and raw.train_params["calibrate"] is False
 

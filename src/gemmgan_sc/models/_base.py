@@ -18,7 +18,7 @@ from ..data._registry import SETUP_KEY, AnnDataRegistry, get_expression
 from .._io import atomic_folder, json_safe, synthetic_uns
 from ..data._scaler import ExpressionScaler
 from ..train._checkpoint import read_checkpoint, write_checkpoint
-from ._training import TrainConfig, _check_train_args, fit, make_trainer
+from ._training import TrainConfig, _calibration_method, _check_train_args, fit, make_trainer
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -208,7 +208,7 @@ class BaseGenerativeModel:
         train_size: float = 0.8,
         early_stopping: bool | int = True,
         restore_best: bool = True,
-        calibrate: bool = True,
+        calibrate: bool | str = True,
         accelerator: str = "auto",
         devices: int | str | list = "auto",
         precision: str | int | None = None,
@@ -232,7 +232,9 @@ class BaseGenerativeModel:
         added as independent per-gene noise, :class:`~gemmgan_sc.models._calibration.OutputCalibration`): GANs
         end training with small per-gene mean offsets that a linear classifier adds up over thousands of genes,
         and without residual noise their profiles lie closer together than real ones (k-NN recall ~0);
-        benchmarks/convergence.py measures with and without. A second call
+        benchmarks/convergence.py measures with and without. ``calibrate="quantiles"`` also maps each gene onto the
+        training rows' quantiles (their whole marginal, point masses included: better train-on-synthetic
+        utility, worse k-NN precision and recall; see OutputCalibration); ``True`` means ``"moments"``. A second call
         continues training the same networks, split and normalisation. ``checkpoint_dir`` writes a checkpoint
         (safetensors + JSON) every ``checkpoint_every`` epochs; ``resume=True`` continues an interrupted run
         from it (the early-stopping count and the best weights are tracked afresh from there). ``compile=True`` runs the fusion networks through ``torch.compile`` (it pays on GPUs). Other
@@ -243,6 +245,7 @@ class BaseGenerativeModel:
         import lightning.pytorch as pl
 
         config = TrainConfig.resolve(self, preset, batch_size, kwargs, max_steps, max_epochs, train_size)
+        calibrate = _calibration_method(calibrate)
         _check_train_args(train_size, checkpoint_every, compile, resume, checkpoint_dir, early_stopping)
         seed = settings.seed if seed is None else seed
         if seed is not None:
@@ -262,9 +265,9 @@ class BaseGenerativeModel:
         self.global_rank = int(trainer.global_rank)
         self.networks = plan.networks.cpu().eval()
         if calibrate:
-            self._calibrate(seed=seed)
+            self._calibrate(seed=seed, method=calibrate)
         self.train_params = config.record(train_size=train_size, seed=seed, accelerator=accelerator,
-                                          precision=precision, compile=compile, calibrate=bool(calibrate))
+                                          precision=precision, compile=compile, calibrate=calibrate)
         self.is_trained = True
         return self
 
@@ -400,7 +403,7 @@ class BaseGenerativeModel:
         groups = None if bank.labels is None else bank.labels.cpu().numpy()[np.asarray(rows)]
         return self.calibration.apply(z, noise, groups)
 
-    def _calibrate(self, n_draws: int = 8192, seed: int | None = 0) -> None:
+    def _calibrate(self, n_draws: int = 8192, seed: int | None = 0, method: str = "moments") -> None:
         """Fit the per-gene output calibration on profiles generated from the training rows' conditions
         (per label group for models conditioned on labels)."""
         from ._calibration import OutputCalibration
@@ -412,7 +415,7 @@ class BaseGenerativeModel:
         real = self.scaler.transform(self._expression(self.adata)[train])
         codes = self._label_codes(self.adata) if self._uses("labels") else None
         groups = (None, None) if codes is None else (codes[rows], codes[train])
-        self.calibration = OutputCalibration.fit(z, real, *groups)
+        self.calibration = OutputCalibration.fit(z, real, *groups, method=method, seed=seed or 0)
 
     def sample(
         self,
