@@ -161,7 +161,7 @@ def data_setup(adata, layer: str | None, expression_scale: str) -> dict[str, Any
 def run_specs(
     specs: Sequence[ModelSpec],
     adata,
-    epochs: int,
+    epochs: int | None,
     n_runs: int,
     labels: Sequence[str],
     classifiers: Sequence[str],
@@ -171,7 +171,8 @@ def run_specs(
     references: Sequence[str] = tuple(REFERENCE_ROWS),
     conditional_draws: int = 10,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """Train each spec for ``epochs`` with ``seed`` (same split for all), evaluate over ``n_runs`` generations.
+    """Train each spec for ``epochs`` (None: the model's default step budget, early stopping and best weights)
+    with ``seed`` (same split for all), evaluate over ``n_runs`` generations.
 
     Every model goes through ``gg.metrics.evaluate`` with ``conditional_draws`` draws per held-out row for
     conditional fidelity (unconditional models then show the chance level). The ``references`` rows of
@@ -184,7 +185,7 @@ def run_specs(
     """
     if not specs:
         raise ValueError("no models to run.")
-    for name, value in (("epochs", epochs), ("n_runs", n_runs)):
+    for name, value in (("epochs", 1 if epochs is None else epochs), ("n_runs", n_runs)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}.")
     missing = [k for k in labels if k not in adata.obs]
@@ -192,12 +193,13 @@ def run_specs(
         raise KeyError(f"label column(s) {missing} not in adata.obs (columns: {list(adata.obs.columns)}).")
     tables, records = [], {}
     for j, spec in enumerate(specs):
-        log(f"[{spec.name}] setup + training {epochs} epochs ...")
+        log(f"[{spec.name}] setup + training {'the default budget' if epochs is None else f'{epochs} epochs'} ...")
         keys = list(labels) if spec.use_labels else []
         spec.cls.setup_anndata(adata, labels_keys=keys or None, **spec.setup)
         model = spec.cls(adata, **spec.hparams)
         t0 = time.perf_counter()
-        model.train(max_epochs=int(epochs), seed=seed, accelerator="cpu", **spec.train)
+        budget = {} if epochs is None else {"max_epochs": int(epochs)}
+        model.train(seed=seed, accelerator="cpu", **budget, **spec.train)
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         table = gg.metrics.evaluate(model, adata, n_runs=int(n_runs), label_keys=keys, classifiers=list(classifiers),
@@ -207,7 +209,7 @@ def run_specs(
         eval_s = time.perf_counter() - t0
         hist = model.history
         records[spec.name] = {
-            "model": type(model).__name__, "epochs": int(epochs), "train_s": round(train_s, 2),
+            "model": type(model).__name__, "epochs": budget_text(model, epochs), "train_s": round(train_s, 2),
             "eval_s": round(eval_s, 2), "hparams": {k: _plain(v) for k, v in model.hparams.items()},
             "conditioning": getattr(model, "conditioning", None), "train": {k: _plain(v) for k, v in spec.train.items()},
             "n_genes": int(len(model.var_names)), "n_train": int(len(model.split["train"])),
@@ -217,6 +219,15 @@ def run_specs(
         log(f"[{spec.name}] trained in {train_s:.0f} s, evaluated in {eval_s:.0f} s")
         tables.append(name_rows(table, spec.name))
     return pd.concat(tables, ignore_index=True), records
+
+
+def budget_text(model, epochs: int | None) -> str:
+    """What a model trained for: ``"150 epochs"`` or, with the default budget, the steps it ran of it."""
+    if epochs is not None:
+        return f"{int(epochs)} epochs"
+    hist = model.history
+    steps = int(hist["step"].max()) if "step" in hist and len(hist) else 0
+    return f"{steps} of {model.train_params.get('max_steps')} steps"
 
 
 def name_rows(table: pd.DataFrame, model: str) -> pd.DataFrame:
@@ -408,7 +419,7 @@ def write_results(prefix: Path, long: pd.DataFrame, wide: pd.DataFrame, record: 
     md += ["", to_markdown(wide)]
     runs = record.get("models", {})
     if runs:
-        md += ["", "| model | epochs | train (s) | evaluation (s) |", "|---|:-:|:-:|:-:|"]
+        md += ["", "| model | trained for | train (s) | evaluation (s) |", "|---|:-:|:-:|:-:|"]
         md += [f"| {k} | {v['epochs']} | {v['train_s']:.0f} | {v['eval_s']:.0f} |" for k, v in runs.items()]
     _atomic_write_text(prefix.with_suffix(".md"), "\n".join(md) + "\n")
     plot_table(long, classifiers, label, title, prefix.with_suffix(".png"))
@@ -424,7 +435,8 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--layer", default=None, help="expression layer of --data (default X; the demo uses 'log1p')")
     p.add_argument("--expression-scale", default=None, choices=["log", "any"],
                    help="'log' (non-negative, default) or 'any' (e.g. z-scores: also disables the gene filter)")
-    p.add_argument("--epochs", type=int, default=150, help="training epochs of every model (paper: 500)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs of every model (paper: 500; default: each model's default step budget)")
     p.add_argument("--n-runs", type=int, default=5, help="generation runs per model (paper: 10)")
     p.add_argument("--labels", nargs="*", default=None,
                    help="obs label columns (utility metric, label-conditioned baselines); default: disease_type")
@@ -506,8 +518,16 @@ def diffusion_note(records: dict[str, dict[str, Any]], name: str = DIFFUSION_ROW
     rec = records[name]
     return [f"{name}: gg.ExpressionDiffusion on GeMM-GAN's conditions and fusion size (conditioning that ran: "
             f"{rec['conditioning']}), DDIM with {rec['hparams']['n_steps']} steps, guidance "
-            f"{rec['hparams']['guidance']}; {rec['epochs']} epochs like every row (validation for early stopping "
-            "every 250 steps)"]
+            f"{rec['hparams']['guidance']}; trained for {rec['epochs']} (validation for early stopping every 250 "
+            "steps)"]
+
+
+def budget_note(epochs: int | None, what: str = "every model") -> str:
+    """The table note on the training budget of ``--epochs``."""
+    if epochs is None:
+        return (f"{what}: its default step budget, early stopping on the validation Frechet distance and the best "
+                "weights restored (steps per model below)")
+    return f"{epochs} epochs for {what} (paper: 500)"
 
 
 def paper_gene_filter(adata, scale: str):

@@ -18,7 +18,7 @@ the labels and expression scale).
 Writes <out>.csv (the paper's layout), <out>_long.csv, <out>.md, <out>.png and <out>.json (epochs, seeds,
 per-model train and evaluation time, machine).
 
-    python benchmarks/table1.py                      # demo cohort, 150 epochs, 5 runs
+    python benchmarks/table1.py                      # demo cohort, default budgets, 5 runs
     python benchmarks/table1.py --quick              # smoke run (seconds)
     python benchmarks/table1.py --data tcga.h5ad --epochs 150 --n-runs 3 --out benchmarks/results/table1_tcga
     python benchmarks/table1.py --quick --references       # no reference rows
@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gemmgan_sc as gg  # noqa: E402
 from _machine import machine_info  # noqa: E402
 from _tables import (  # noqa: E402
-    RESULTS, ModelSpec, apply_quick, common_parser, data_setup, diffusion_note, diffusion_spec, gemmgan_size,
-    load_for_args, paper_layout, run_specs, write_results,
+    RESULTS, ModelSpec, apply_quick, budget_note, common_parser, data_setup, diffusion_note, diffusion_spec,
+    gemmgan_size, load_for_args, paper_layout, run_specs, write_results,
 )
 
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     notes = [
         f"data: {record['data']} ({adata.n_obs} samples; label for utility: {label}); "
         f"GeMM-GAN conditioning that ran: {gem['conditioning']}",
-        f"{args.epochs} epochs for every model (paper: 500), {args.n_runs} generation runs (paper: 10), seed {args.seed}",
+        f"{budget_note(args.epochs, 'every model')}; {args.n_runs} generation runs (paper: 10), seed {args.seed}",
         f"GeMM-GAN hyperparameters: {gem['hparams']}",
         *diffusion_note(records),
         "F1 of detectability is binary (real vs synthetic); F1 of utility is macro-averaged; "

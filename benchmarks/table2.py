@@ -8,7 +8,7 @@ at GeMM-GAN's size (DDIM sampling, 50 steps: the same conditions, another genera
 out). Same training, seed and evaluation as benchmarks/table1.py, whose options
 this script shares (default data: the demo cohort through the real pipeline, which has slides and text).
 
-    python benchmarks/table2.py                        # demo cohort, 150 epochs, 5 runs
+    python benchmarks/table2.py                        # demo cohort, default budgets, 5 runs
     python benchmarks/table2.py --quick                # smoke run
     python benchmarks/table2.py --ablations text_cls full --epochs 50
     python benchmarks/table2.py --quick --no-diffusion --out /tmp/table2_quick
@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gemmgan_sc as gg  # noqa: E402
 from _machine import machine_info  # noqa: E402
 from _tables import (  # noqa: E402
-    RESULTS, ModelSpec, apply_quick, common_parser, data_setup, diffusion_note, diffusion_spec, gemmgan_size,
-    load_for_args, paper_layout, run_specs, write_results,
+    RESULTS, ModelSpec, apply_quick, budget_note, common_parser, data_setup, diffusion_note, diffusion_spec,
+    gemmgan_size, load_for_args, paper_layout, run_specs, write_results,
 )
 
 #: conditioning -> row name (the paper's Table 2 order).
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     first = next(iter(records.values()))
     notes = [
         f"data: {record['data']} ({adata.n_obs} samples; label for utility: {label})",
-        f"{args.epochs} epochs per ablation (paper: 500), {args.n_runs} generation runs (paper: 10), seed {args.seed}",
+        f"{budget_note(args.epochs, 'every ablation')}; {args.n_runs} generation runs (paper: 10), seed {args.seed}",
         "GeMM-GAN hyperparameters (besides conditioning): "
         + str({k: v for k, v in first["hparams"].items() if k not in ("conditioning", "fusion_variant")}),
         "F1 of detectability is binary (real vs synthetic); F1 of utility is macro-averaged",

@@ -127,10 +127,22 @@ def test_table_specs_lists(tmp_path):
 
 
 def test_diffusion_note():
-    rec = {"conditioning": "full", "epochs": 3, "hparams": {"n_steps": 50, "guidance": 0.0}}
+    rec = {"conditioning": "full", "epochs": "3 epochs", "hparams": {"n_steps": 50, "guidance": 0.0}}
     (note,) = _tables.diffusion_note({_tables.DIFFUSION_ROW: rec})
-    assert "conditioning that ran: full" in note and "DDIM with 50 steps" in note and "3 epochs" in note
+    assert "conditioning that ran: full" in note and "DDIM with 50 steps" in note and "trained for 3 epochs" in note
     assert _tables.diffusion_note({"GeMM-GAN": rec}) == []
+
+
+def test_budget_note_and_text():
+    assert _tables.budget_note(40) == "40 epochs for every model (paper: 500)"
+    assert _tables.budget_note(None, "every ablation").startswith("every ablation: its default step budget")
+
+    class Trained:
+        history = pd.DataFrame({"step": [10, 250, 640]})
+        train_params = {"max_steps": 3000}
+
+    assert _tables.budget_text(Trained(), None) == "640 of 3000 steps"
+    assert _tables.budget_text(Trained(), 5) == "5 epochs"
 
 
 def test_diffusion_benchmark_hyperparameters():
