@@ -117,17 +117,21 @@ def rotations(adata, n_genes: int = 200) -> list[Rotation]:
 class _Predictor:
     """A fitted regressor seen through the model interface ``gg.metrics.conditional_fidelity`` reads."""
 
-    def __init__(self, fitted, var_names, features: Callable[[Any], np.ndarray]) -> None:
-        self.fitted, self.var_names, self._features = fitted, var_names, features
+    def __init__(self, fitted, var_names, features: Callable[[Any], np.ndarray], spread: np.ndarray | None = None) -> None:
+        self.fitted, self.var_names, self._features, self.spread = fitted, var_names, features, spread
 
     def sample(self, adata, indices, n_samples: int = 1, seed: int = 0):
+        """The prediction of each row, ``n_samples`` times; with ``spread``, plus independent per-gene Gaussian
+        noise of that sd on every draw (a predictor made into a generator with the real rows' spread)."""
         import anndata as ad
         import pandas as pd
 
-        pred = self.fitted.predict(self._features(adata)[indices])
+        pred = np.repeat(self.fitted.predict(self._features(adata)[indices]), n_samples, axis=0)
+        if self.spread is not None:
+            pred = pred + np.random.default_rng(seed).standard_normal(pred.shape) * self.spread
         obs = pd.DataFrame({"source_obs": np.repeat(adata.obs_names[indices].astype(str), n_samples)})
         obs.index = [f"{s}-{k}" for s, k in zip(obs["source_obs"], np.tile(np.arange(n_samples), len(indices)))]
-        return ad.AnnData(np.repeat(pred, n_samples, axis=0).astype(np.float32), obs=obs,
+        return ad.AnnData(pred.astype(np.float32), obs=obs,
                           var=pd.DataFrame(index=self.var_names))
 
 
@@ -156,8 +160,14 @@ def _choose_alpha(train, rows: np.ndarray, alphas: Sequence[float]) -> tuple[flo
     return float(best), scores
 
 
-def ridge_row(rot: Rotation, alphas: Sequence[float] = ALPHAS, shuffled: bool = False, seed: int = 0) -> dict:
-    """Ridge regression on the mean tile features (alpha by CV on the training sections)."""
+def ridge_row(rot: Rotation, alphas: Sequence[float] = ALPHAS, shuffled: bool = False, seed: int = 0,
+              with_spread: bool = False, n_draws: int = 10) -> dict:
+    """Ridge regression on the mean tile features (alpha by CV on the training sections).
+
+    ``with_spread``: each draw adds independent per-gene noise with the variance the prediction leaves out of the
+    training spots' variance (so a draw has the real per-gene sd, as a calibrated generator's), and the score is
+    the mean of ``n_draws`` draws, as for the generators: what 10 draws cost a generator whose conditional mean
+    is the ridge prediction."""
     train_rows = np.flatnonzero(rot.train.obs["n_tiles"].to_numpy() > 0)
     alpha, cv = _choose_alpha(rot.train, train_rows, alphas)
     fit = _ridge(alpha).fit(rot.train.obsm["X_tile_mean"][train_rows], rot.train.X[train_rows])
@@ -166,8 +176,13 @@ def ridge_row(rot: Rotation, alphas: Sequence[float] = ALPHAS, shuffled: bool = 
         order = np.arange(rot.test.n_obs)  # permuted among the scored spots only (the others have no features)
         order[rot.test_rows] = np.random.default_rng(seed).permutation(rot.test_rows)
         features = lambda adata: adata.obsm["X_tile_mean"][order]  # noqa: E731
-    res = gg.metrics.conditional_fidelity(_Predictor(fit, rot.test.var_names, features), rot.test,
-                                          indices=rot.test_rows, n_draws=1)
+    spread = None
+    if with_spread:
+        y = rot.train.X[train_rows]
+        explained = fit.predict(rot.train.obsm["X_tile_mean"][train_rows]).var(axis=0)
+        spread = np.sqrt(np.clip(y.var(axis=0) - explained, 0.0, None))
+    res = gg.metrics.conditional_fidelity(_Predictor(fit, rot.test.var_names, features, spread), rot.test,
+                                          indices=rot.test_rows, n_draws=n_draws if with_spread else 1, seed=seed)
     return {**res.summary, "alpha": alpha, "cv_pearson_mean": cv, "n_train": int(len(train_rows))}
 
 
@@ -211,6 +226,7 @@ IMAGE_ONLY = {"text_key": None}
 ROWS: dict[str, Callable[[Rotation], dict]] = {
     "ridge": ridge_row,
     "ridge_shuffled": functools.partial(ridge_row, shuffled=True),
+    "ridge_with_spread": functools.partial(ridge_row, with_spread=True),
     "gemmgan": functools.partial(generator_row, model_cls=gg.GeMMGAN, setup_kwargs=IMAGE_ONLY,
                                  model_kwargs=GEMMGAN_CPU, train_kwargs=GAN_TRAIN),
     "gemmgan_full": functools.partial(generator_row, model_cls=gg.GeMMGAN, model_kwargs=GEMMGAN_CPU,
