@@ -104,7 +104,7 @@ def train(name: str, fit, label: str, args, seed: int, layer: str | None = None,
                  if cls is gg.ExpressionDiffusion else {})
         steps = {} if args.max_steps is None else {"max_steps": args.max_steps}
         fixed = {"early_stopping": False, "restore_best": False} if args.no_early_stopping else {}
-        model.train(seed=seed, max_time={"seconds": args.budget_s}, **steps, **extra, **fixed)
+        model.train(seed=seed, max_time={"seconds": args.budget_s}, **steps, **extra, **fixed, **args.train_kwargs)
     return model, time.perf_counter() - start
 
 
@@ -163,6 +163,8 @@ def main() -> None:
     parser.add_argument("--no-early-stopping", action="store_true",
                         help="every trained model runs its whole --budget-s (or step budget) and is scored with its "
                              "last weights: no early stopping, no restoring of the best validation weights")
+    parser.add_argument("--train-kwargs", type=json.loads, default={},
+                        help='JSON of extra train() arguments for every trained model, e.g. \'{"ema_decay": 0.999}\'')
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()

@@ -204,25 +204,32 @@ def test_early_stopping_stops_and_restores_the_best_weights():
 
 
 class _RecordGenerator(pl.Callback):
-    """The live and the averaged generator weights after every training batch."""
+    """The live and the averaged weights of the modules under ``prefix`` after every training batch."""
 
-    def __init__(self):
-        self.live, self.averaged = [], []
+    def __init__(self, prefix="generator."):
+        self.prefix, self.live, self.averaged = prefix, [], []
 
     def on_train_batch_end(self, trainer, plan, *args):
         net = plan.networks.state_dict()
-        self.live.append({k: v.clone() for k, v in net.items() if k.startswith("generator.")})
+        self.live.append({k: v.clone() for k, v in net.items() if k.startswith(self.prefix)})
         sampled = plan.sampling_state_dict()
         self.averaged.append({k: sampled[k].clone() for k in self.live[-1]})
 
 
-def test_generator_weight_averaging_is_the_ema_of_the_live_weights():
+_AVERAGED = {  # model, its tiny size, the prefix of the averaged weights
+    "CondWGANGP": (gg.CondWGANGP, TINY, "generator."),
+    "ExpressionDiffusion": (gg.ExpressionDiffusion, dict(hidden=32, n_blocks=1, emb_dim=16, n_steps=5), "denoiser."),
+}
+
+
+@pytest.mark.parametrize("name", list(_AVERAGED))
+def test_weight_averaging_is_the_ema_of_the_live_weights(name):
+    cls, size, prefix = _AVERAGED[name]
     adata = _cohort()
-    gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
-    rec = _RecordGenerator()
-    model = gg.CondWGANGP(adata, **TINY).train(max_steps=6, batch_size=16, seed=0, ema_decay=0.5,
-                                               early_stopping=False, restore_best=False, calibrate=False,
-                                               callbacks=[rec])
+    cls.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
+    rec = _RecordGenerator(prefix)
+    model = cls(adata, **size).train(max_steps=6, batch_size=16, seed=0, ema_decay=0.5,
+                                     early_stopping=False, restore_best=False, calibrate=False, callbacks=[rec])
     assert model.train_params["ema_decay"] == 0.5 and len(rec.live) == 6
     key = next(k for k in rec.live[0] if k.endswith("weight"))
     ema = rec.live[0][key]
@@ -234,12 +241,12 @@ def test_generator_weight_averaging_is_the_ema_of_the_live_weights():
     # the trained model generates with the averaged weights
     torch.testing.assert_close(model.networks.state_dict()[key], rec.averaged[-1][key])
     # without averaging, the sampled weights are the live ones
-    rec = _RecordGenerator()
-    gg.CondWGANGP(adata, **TINY).train(max_steps=3, batch_size=16, seed=0, ema_decay=None, callbacks=[rec],
-                                       early_stopping=False, restore_best=False, calibrate=False)
-    assert all(torch.equal(a[k], b[k]) for a, b in zip(rec.live, rec.averaged) for k in a)
+    rec = _RecordGenerator(prefix)
+    cls(adata, **size).train(max_steps=3, batch_size=16, seed=0, ema_decay=None, callbacks=[rec],
+                             early_stopping=False, restore_best=False, calibrate=False)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(rec.live, rec.averaged, strict=True) for k in a)
     with pytest.raises(ValueError, match="ema_decay"):
-        gg.CondWGANGP(adata, **TINY).train(max_steps=2, ema_decay=1.0)
+        cls(adata, **size).train(max_steps=2, ema_decay=1.0)
 
 
 def test_calibration_is_saved_and_reloaded(tmp_path):

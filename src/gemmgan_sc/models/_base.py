@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import platform
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -450,7 +448,6 @@ class BaseGenerativeModel:
         AnnData with the model's ``var_names``, ``X`` on the user's scale, ``obs`` copied from the conditioning rows
         plus ``synthetic=True`` and ``source_obs`` (the conditioning row's obs name).
         """
-        import anndata as ad
 
         self._check_trained()
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:

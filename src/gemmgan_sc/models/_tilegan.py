@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .._settings import logger, settings
 from ..nn._conv import TILE_SIZES, UPSAMPLING, check_tile_size

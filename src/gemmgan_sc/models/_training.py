@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .._settings import logger, settings
+from .._settings import settings
 
 #: keys of a preset that are not plan arguments
 _BUDGET_KEYS = ("batch_size", "max_steps", "max_epochs", "patience", "lr_halving_every_epochs")

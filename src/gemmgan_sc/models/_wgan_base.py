@@ -40,10 +40,6 @@ class WGANGPModel(BaseGenerativeModel):
             raise ValueError(f"n_critic must be a positive int, got {kwargs['n_critic']!r}.")
         if not float(kwargs["lambda_gp"]) > 0:
             raise ValueError(f"lambda_gp must be > 0, got {kwargs['lambda_gp']!r}.")
-        decay = kwargs.get("ema_decay")
-        if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float))
-                                  or not 0.0 <= float(decay) < 1.0):
-            raise ValueError(f"ema_decay must be None or in [0, 1) (0 and None: no averaging), got {decay!r}.")
 
     def train(self, max_steps: int | None = None, max_epochs: int | None = None, batch_size: int | None = None,
               preset: str = "default", **kwargs: Any):
@@ -98,3 +94,7 @@ def _check_optimizer(kwargs: dict[str, Any]) -> None:
         raise ValueError(f"Unknown optimizer {kwargs['optimizer']!r}; choose one of {OPTIMIZERS}.")
     if not float(kwargs["lr"]) > 0:
         raise ValueError(f"lr must be > 0, got {kwargs['lr']!r}.")
+    decay = kwargs.get("ema_decay")
+    if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float))
+                              or not 0.0 <= float(decay) < 1.0):
+        raise ValueError(f"ema_decay must be None or in [0, 1) (0 and None: no averaging), got {decay!r}.")

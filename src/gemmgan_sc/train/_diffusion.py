@@ -37,8 +37,15 @@ class DiffusionNetworks(nn.Module):
     def n_latent(self) -> int:
         return self.denoiser.n_genes
 
-    def condition_vector(self, cond: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        return None if self.condition is None else self.condition.from_conditions(cond)
+    def sampling_parts(self) -> dict[str, nn.Module]:
+        """The modules that generate (denoiser and condition network), by attribute name. The null condition
+        of guidance is a parameter of these networks, not averaged with them."""
+        return {k: m for k, m in (("denoiser", self.denoiser), ("condition", self.condition)) if m is not None}
+
+    def condition_vector(self, cond: dict[str, torch.Tensor], condition: nn.Module | None = None
+                         ) -> torch.Tensor | None:
+        condition = self.condition if condition is None else condition
+        return None if condition is None else condition.from_conditions(cond)
 
     def drop_condition(self, c: torch.Tensor | None, p_uncond: float) -> torch.Tensor | None:
         """Replace each row's condition by the null condition with probability ``p_uncond`` (training)."""
@@ -47,22 +54,28 @@ class DiffusionNetworks(nn.Module):
         drop = torch.rand(c.shape[0], 1, device=c.device) < p_uncond
         return torch.where(drop, self.null_condition.to(c.dtype).expand_as(c), c)
 
-    def _guided(self, c: torch.Tensor | None):
+    def _guided(self, c: torch.Tensor | None, denoiser: nn.Module | None = None):
+        denoiser = self.denoiser if denoiser is None else denoiser
         if c is None or self.guidance == 0:
-            return lambda x, t: self.denoiser(x, t, c)
+            return lambda x, t: denoiser(x, t, c)
         null = self.null_condition.to(c.dtype).expand_as(c)
         both, w = torch.cat([c, null]), self.guidance
 
         def denoise(x, t):
-            out_c, out_u = self.denoiser(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
+            out_c, out_u = denoiser(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
             return (1 + w) * out_c - w * out_u
 
         return denoise
 
-    def generate(self, cond: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
-        c = self.condition_vector(cond)
+    def generate(self, cond: dict[str, torch.Tensor], z: torch.Tensor,
+                 parts: dict[str, nn.Module] | None = None) -> torch.Tensor:
+        """The reverse process from ``z``; ``parts`` replaces modules of :meth:`sampling_parts` by name (the
+        averaged copies of a plan with ``ema_decay``)."""
+        use = {**self.sampling_parts(), **(parts or {})}
+        c = self.condition_vector(cond, use.get("condition"))
         ancestral = self.sampler == "ancestral"
-        return diffusion_sample(self._guided(None if c is None else c.to(z.dtype)), z, self.schedule, self.n_steps,
+        denoise = self._guided(None if c is None else c.to(z.dtype), use["denoiser"])
+        return diffusion_sample(denoise, z, self.schedule, self.n_steps,
                                 self.prediction, eta=1.0 if ancestral else 0.0,
                                 generator=noise_generator(z) if ancestral else None)
 
@@ -95,7 +108,8 @@ class DiffusionPlan(TrainingPlan):
     p_uncond
         Probability of training a row on the null condition (classifier-free guidance; 0 disables).
     **kwargs
-        :class:`~gemmgan_sc.train.TrainingPlan` arguments (optimiser, learning rate, schedule).
+        :class:`~gemmgan_sc.train.TrainingPlan` arguments (optimiser, learning rate, schedule, ``ema_decay``: the
+        denoiser and the condition network are averaged after every step, as DDPM does).
     """
 
     def __init__(self, networks: DiffusionNetworks, bank, train_idx, val_idx, p_uncond: float = 0.1,
@@ -115,3 +129,7 @@ class DiffusionPlan(TrainingPlan):
         loss = net.loss(x, net.drop_condition(net.condition_vector(cond), self.p_uncond))
         self.log("loss", loss.detach(), on_step=False, on_epoch=True, batch_size=len(idx))
         return loss
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self.update_averages()  # right after the step, before any callback's on_train_batch_end

@@ -14,6 +14,8 @@ import copy
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 OPTIMIZERS = ("rmsprop", "adam", "adamw")
 
@@ -30,8 +32,30 @@ def make_optimizer(name: str, params, lr: float, betas: tuple[float, float] = (0
     raise ValueError(f"Unknown optimizer {name!r}; choose one of {OPTIMIZERS}.")
 
 
+def ema_with_warmup(decay: float):
+    """``multi_avg_fn`` of :class:`torch.optim.swa_utils.AveragedModel`: an exponential moving average whose
+    decay after ``n`` updates is ``min(decay, (1 + n) / (10 + n))`` (the warm-up of TensorFlow's
+    ``ExponentialMovingAverage``), so a short run is not averaged with its untrained first weights.
+
+    Examples
+    --------
+    >>> import torch
+    >>> avg, new = [torch.zeros(2)], [torch.ones(2)]
+    >>> ema_with_warmup(0.99)(avg, new, torch.tensor(1))  # decay 2 / 11 after one update
+    >>> round(float(avg[0][0]), 4)
+    0.8182
+    """
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = n_averaged.to(torch.float64)
+        weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=float(decay))
+        for avg, cur in zip(averaged, current, strict=True):
+            avg.lerp_(cur, weight.to(avg.dtype))
+
+    return update
+
+
 class TrainingPlan(pl.LightningModule):
-    """Base of the WGAN-GP and VAE plans.
+    """Base of the WGAN-GP, VAE and diffusion plans.
 
     Parameters
     ----------
@@ -47,6 +71,12 @@ class TrainingPlan(pl.LightningModule):
         Halve the learning rate(s) every this many generator steps (None keeps it).
     score_components
         PCA components of the validation Frechet distance.
+    ema_decay
+        Keep an exponential moving average of the weights of ``networks.sampling_parts()`` (the modules that
+        generate), updated by :meth:`update_averages` after every step with this decay (None or 0 disables;
+        warmed up as :func:`ema_with_warmup`), as ProGAN / StyleGAN and DDPM do: the averaged weights generate the
+        validation profiles, are what the best-weights callback keeps and replace the live ones when training
+        ends. Networks without ``sampling_parts`` cannot be averaged.
     """
 
     #: optimiser steps Lightning counts per training batch (the WGAN-GP plan steps the critic too)
@@ -54,7 +84,7 @@ class TrainingPlan(pl.LightningModule):
 
     def __init__(self, networks, bank, train_idx: torch.Tensor, val_idx: torch.Tensor, optimizer: str = "adam",
                  lr: float = 1e-3, betas: tuple[float, float] = (0.5, 0.9), lr_halving_every: int | None = None,
-                 score_components: int = 50) -> None:
+                 score_components: int = 50, ema_decay: float | None = None) -> None:
         super().__init__()
         self.networks = networks
         self.bank = bank
@@ -71,6 +101,13 @@ class TrainingPlan(pl.LightningModule):
         self.seed: int | None = None
         self._val_real: list[torch.Tensor] = []
         self._val_fake: list[torch.Tensor] = []
+        self.ema_decay = float(ema_decay) if ema_decay else None
+        self.weights_ema = None  # an nn.ModuleDict of averaged copies of networks.sampling_parts()
+        if self.ema_decay is not None:
+            if not hasattr(networks, "sampling_parts"):
+                raise ValueError(f"ema_decay: {type(networks).__name__} has no sampling_parts() to average.")
+            self.weights_ema = AveragedModel(nn.ModuleDict(networks.sampling_parts()), use_buffers=True,
+                                             multi_avg_fn=ema_with_warmup(self.ema_decay))
 
     # ------------------------------------------------------------- optimisers
     def _optimizer(self, params) -> torch.optim.Optimizer:
@@ -89,14 +126,32 @@ class TrainingPlan(pl.LightningModule):
         self.log("lr", float(self._raw_optimizers()[0].param_groups[0]["lr"]), on_step=False, on_epoch=True,
                  batch_size=batch_size)
 
+    # ------------------------------------------------------- weight averaging
+    def update_averages(self) -> None:
+        """Fold the live weights into the moving average (call after each optimiser step; no-op without one)."""
+        if self.weights_ema is not None:
+            self.weights_ema.update_parameters(nn.ModuleDict(self.networks.sampling_parts()))
+
+    def _averaged_parts(self) -> dict[str, nn.Module]:
+        return dict(self.weights_ema.module.items()) if self.weights_ema is not None else {}
+
+    def on_train_end(self) -> None:
+        if self.weights_ema is not None:
+            self.networks.load_state_dict(self.sampling_state_dict())
+
     # ------------------------------------------------------------- validation
     def generate(self, cond: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
-        """The validation profiles of ``cond`` and noise ``z`` (plans with averaged weights use those)."""
-        return self.networks.generate(cond, z)
+        """The validation profiles of ``cond`` and noise ``z``, from the averaged weights when there are some."""
+        parts = self._averaged_parts()
+        return self.networks.generate(cond, z, parts=parts) if parts else self.networks.generate(cond, z)
 
     def sampling_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights the model generates with after training (what the best-weights callback keeps)."""
-        return self.networks.state_dict()
+        """The weights the model generates with after training (what the best-weights callback keeps): the
+        networks' state with the averaged weights in place of the live ones."""
+        state = self.networks.state_dict()
+        for name, module in self._averaged_parts().items():
+            state.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+        return state
 
     def validation_step(self, batch, batch_idx) -> None:
         (idx,) = batch
@@ -135,8 +190,11 @@ class TrainingPlan(pl.LightningModule):
         """Optimiser, scheduler and RNG states (for checkpoints)."""
         from ._checkpoint import rng_states
 
-        return {"optimizers": [o.state_dict() for o in self._raw_optimizers()],
-                "schedulers": [s.state_dict() for s in self._schedulers()], "rng": rng_states()}
+        state = {"optimizers": [o.state_dict() for o in self._raw_optimizers()],
+                 "schedulers": [s.state_dict() for s in self._schedulers()], "rng": rng_states()}
+        if self.weights_ema is not None:
+            state["ema"] = self.weights_ema.state_dict()
+        return state
 
     def on_train_start(self) -> None:
         world = self.trainer.world_size
@@ -144,6 +202,8 @@ class TrainingPlan(pl.LightningModule):
             torch.manual_seed((0 if self.seed is None else self.seed) * world + self.trainer.global_rank)
         if not self.resume_state:
             return
+        if self.weights_ema is not None and "ema" in self.resume_state:
+            self.weights_ema.load_state_dict(self.resume_state["ema"])
         for opt, saved in zip(self._raw_optimizers(), self.resume_state["optimizers"], strict=True):
             opt.load_state_dict(saved)
         for sched, saved in zip(self._schedulers(), self.resume_state["schedulers"], strict=True):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 
 from ..nn import gradient_penalty
 from ._plan import TrainingPlan
@@ -30,8 +29,13 @@ class WGANGPNetworks(nn.Module):
     def critic_cond(self, cond: dict[str, torch.Tensor]) -> torch.Tensor | None:
         return None if self.critic_condition is None else self.critic_condition.from_conditions(cond)
 
-    def generate(self, cond: dict[str, torch.Tensor], z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z, self.gen_cond(cond))
+    def generate(self, cond: dict[str, torch.Tensor], z: torch.Tensor,
+                 parts: dict[str, nn.Module] | None = None) -> torch.Tensor:
+        """Profiles of ``cond`` from noise ``z``; ``parts`` replaces modules of :meth:`sampling_parts` by name
+        (the averaged copies of a plan with ``ema_decay``)."""
+        use = {**self.sampling_parts(), **(parts or {})}
+        fusion = use.get("gen_condition")
+        return use["generator"](z, None if fusion is None else fusion.from_conditions(cond))
 
     def sampling_parts(self) -> dict[str, nn.Module]:
         """The modules that generate (generator and its condition network), by attribute name."""
@@ -68,28 +72,6 @@ def conditional_mean_error(fake: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return ((mean - x) ** 2 - spread).mean()
 
 
-def ema_with_warmup(decay: float):
-    """``multi_avg_fn`` of :class:`torch.optim.swa_utils.AveragedModel`: an exponential moving average whose
-    decay after ``n`` updates is ``min(decay, (1 + n) / (10 + n))`` (the warm-up of TensorFlow's
-    ``ExponentialMovingAverage``), so a short run is not averaged with its untrained first weights.
-
-    Examples
-    --------
-    >>> import torch
-    >>> avg, new = [torch.zeros(2)], [torch.ones(2)]
-    >>> ema_with_warmup(0.99)(avg, new, torch.tensor(1))  # decay 2 / 11 after one update
-    >>> round(float(avg[0][0]), 4)
-    0.8182
-    """
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        n = n_averaged.to(torch.float64)
-        weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=float(decay))
-        for avg, cur in zip(averaged, current, strict=True):
-            avg.lerp_(cur, weight.to(avg.dtype))
-
-    return update
-
-
 class WGANGPPlan(TrainingPlan):
     """One training step = ``n_critic`` critic updates on a batch, then one generator update (as the authors' code).
 
@@ -108,67 +90,20 @@ class WGANGPPlan(TrainingPlan):
     mean_matching, mean_draws
         Weight of :func:`conditional_mean_error` in the generator loss of conditional models (0 disables), and
         the draws per condition it averages.
-    ema_decay
-        Keep an exponential moving average of the generator's (and its condition network's) weights, updated
-        after every generator step with this decay (None or 0 disables; warmed up as :func:`ema_with_warmup`),
-        as ProGAN / StyleGAN / BigGAN do: the averaged weights generate the validation profiles, are what the
-        best-weights callback keeps, and replace the live ones when training ends. The critic is not averaged.
     **kwargs
-        :class:`~gemmgan_sc.train.TrainingPlan` arguments (optimiser, learning rate, schedule).
+        :class:`~gemmgan_sc.train.TrainingPlan` arguments (optimiser, learning rate, schedule, ``ema_decay``:
+        the generator and its condition network are averaged after every generator step, the critic is not).
     """
 
     def __init__(self, networks: WGANGPNetworks, bank, train_idx, val_idx, n_critic: int = 5,
                  lambda_gp: float = 10.0, clip_critic: float | None = None, clip_generator: float | None = None,
-                 mean_matching: float = 0.0, mean_draws: int = 4, ema_decay: float | None = None,
-                 **kwargs) -> None:
+                 mean_matching: float = 0.0, mean_draws: int = 4, **kwargs) -> None:
         super().__init__(networks, bank, train_idx, val_idx, **kwargs)
         self.automatic_optimization = False
         self.n_critic, self.lambda_gp = int(n_critic), float(lambda_gp)
         self.clip_critic, self.clip_generator = clip_critic, clip_generator
         self.mean_matching, self.mean_draws = float(mean_matching), max(2, int(mean_draws))
         self.optimizer_steps_per_batch = self.n_critic + 1
-        self.ema_decay = float(ema_decay) if ema_decay else None
-        self.generator_ema = None  # an nn.ModuleDict of averaged copies of networks.sampling_parts()
-        if self.ema_decay is not None:
-            self.generator_ema = AveragedModel(nn.ModuleDict(networks.sampling_parts()), use_buffers=True,
-                                               multi_avg_fn=ema_with_warmup(self.ema_decay))
-
-    # ------------------------------------------------------- weight averaging
-    def _averaged_parts(self) -> dict[str, nn.Module]:
-        return dict(self.generator_ema.module.items()) if self.generator_ema is not None else {}
-
-    def generate(self, cond: dict, z: torch.Tensor) -> torch.Tensor:
-        """Profiles from the averaged generator when there is one (validation), else from the live one."""
-        parts = self._averaged_parts()
-        if not parts:
-            return self.networks.generate(cond, z)
-        fusion = parts.get("gen_condition")
-        return parts["generator"](z, None if fusion is None else fusion.from_conditions(cond))
-
-    def sampling_state_dict(self) -> dict[str, torch.Tensor]:
-        """The networks' state with the averaged generator weights in place of the live ones."""
-        state = self.networks.state_dict()
-        for name, module in self._averaged_parts().items():
-            state.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
-        return state
-
-    def on_train_end(self) -> None:
-        if self.generator_ema is None:
-            return
-        live = self.networks.sampling_parts()
-        for name, module in self._averaged_parts().items():
-            live[name].load_state_dict(module.state_dict())
-
-    def training_state(self) -> dict:
-        state = super().training_state()
-        if self.generator_ema is not None:
-            state["ema"] = self.generator_ema.state_dict()
-        return state
-
-    def on_train_start(self) -> None:
-        super().on_train_start()
-        if self.generator_ema is not None and self.resume_state and "ema" in self.resume_state:
-            self.generator_ema.load_state_dict(self.resume_state["ema"])
 
     def configure_optimizers(self):
         net = self.networks
@@ -226,8 +161,7 @@ class WGANGPPlan(TrainingPlan):
         g_loss = g_out["loss"]
         self._update(opt_g, g_loss, self.clip_generator)
         self.untoggle_optimizer(opt_g)
-        if self.generator_ema is not None:
-            self.generator_ema.update_parameters(nn.ModuleDict(self.networks.sampling_parts()))
+        self.update_averages()
         for sched in self._schedulers():
             sched.step()
         self.log_dict({"critic_loss": out["loss"].detach(), "gradient_penalty": out["gp"].detach(),
