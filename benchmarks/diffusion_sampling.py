@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gemmgan_sc as gg  # noqa: E402
 from _machine import machine_info  # noqa: E402
-from convergence import score, synthetic_rows  # noqa: E402
+from convergence import held_out_sets, score  # noqa: E402
 from diffusion import load_cohort, train  # noqa: E402
 
 from gemmgan_sc._io import atomic_write_text, json_safe  # noqa: E402
@@ -32,13 +32,6 @@ RESULTS = Path(__file__).parent / "results"
 #: (sampler, n_steps, guidance) settings compared; the first is the model's default
 SETTINGS = [("ddim", 50, 0.0), ("ddim", 100, 0.0), ("ddim", 200, 0.0), ("ancestral", 200, 0.0),
             ("ddim", 50, 0.5), ("ddim", 50, 1.0)]
-
-
-def scores_on(model, data, rows: np.ndarray, real_train: np.ndarray, seed: int) -> dict[str, float]:
-    """Scores of as many profiles as training rows, drawn from ``rows``' conditions in turn, against ``rows``."""
-    real = model.normalize(model._expression(data)[rows])
-    synth = model.sample(adata=data, indices=synthetic_rows(rows, len(real_train)), n_samples=1, seed=seed)
-    return score(real, model.normalize(np.asarray(synth.X)), real_train)
 
 
 def main() -> None:
@@ -61,14 +54,13 @@ def main() -> None:
                             no_early_stopping=False, budget_s=args.budget_s, train_kwargs={}, n_steps=50,
                             guidance=0.0, cohort="tcga")
     model, wall = train("ExpressionDiffusion", fit, label, ns, args.seed, layer, scale, store)
-    real_train = model.normalize(model._expression(fit)[model.split["train"]])
     rows = []
     for sampler, n_steps, guidance in SETTINGS:
         with model.networks.sampling(n_steps=n_steps, guidance=guidance, sampler=sampler):
             model._calibrate(seed=0, method=model.train_params.get("calibrate") or "moments")
             start = time.perf_counter()
-            val = scores_on(model, fit, np.asarray(model.split["validation"]), real_train, args.seed)
-            test = scores_on(model, adata, test_rows, real_train, args.seed)
+            val = score(*held_out_sets(model, fit, np.asarray(model.split["validation"]), args.seed))
+            test = score(*held_out_sets(model, adata, test_rows, args.seed))
             seconds = time.perf_counter() - start
         rows.append({"sampler": sampler, "n_steps": n_steps, "guidance": guidance, "validation": val, "test": test,
                      "sample_s": seconds})
