@@ -23,7 +23,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 import gemmgan_sc as gg  # noqa: E402
-from _machine import machine_info  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 DEMO_LABEL = "disease_type"

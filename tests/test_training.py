@@ -103,6 +103,49 @@ def test_quantile_calibration_gives_each_group_its_point_mass():
         OutputCalibration.fit(generated, real, method="ranks")
 
 
+def test_gaussian_transport_hand_computed():
+    from gemmgan_sc.models._calibration import gaussian_transport
+
+    # diagonal covariances: the map scales each axis by the ratio of the sds
+    np.testing.assert_allclose(gaussian_transport(np.diag([4.0, 1.0]), np.diag([1.0, 9.0])), np.diag([0.5, 3.0]))
+    rng = np.random.default_rng(0)
+    a, b = (m @ m.T + np.eye(4) for m in rng.normal(size=(2, 4, 4)))
+    t = gaussian_transport(a, b)
+    np.testing.assert_allclose(t, t.T, atol=1e-10)
+    np.testing.assert_allclose(t @ a @ t, b, atol=1e-8)
+    assert np.linalg.eigvalsh(t).min() > 0  # a monotone map, not a reflection
+
+
+def test_covariance_calibration_gives_each_group_the_real_correlations():
+    rng = np.random.default_rng(5)
+    mixing = rng.normal(size=(6, 6))
+    real_codes = np.repeat([[0], [1]], 300, axis=0)
+    real = rng.normal(size=(600, 6)) @ mixing + 2.0 * real_codes  # correlated genes, a group offset
+    gen_codes = rng.integers(0, 2, (6000, 1))
+    generated = rng.normal(size=(6000, 6)) + gen_codes  # independent genes, a wrong offset
+    moments = OutputCalibration.fit(generated, real, gen_codes, real_codes)
+    cal = OutputCalibration.fit(generated, real, gen_codes, real_codes, method="covariance", n_components=6)
+    assert cal.method == "covariance" and cal.covariance[0].shape == (6, 6)
+    noise = rng.normal(size=generated.shape)
+    out, per_gene = cal.apply(generated, noise, gen_codes), moments.apply(generated, noise, gen_codes)
+    within = real - np.where(real_codes == 1, real[real_codes[:, 0] == 1].mean(0), real[real_codes[:, 0] == 0].mean(0))
+    target = np.corrcoef(within, rowvar=False)  # the map matches the covariance within groups, pooled
+    for code in (0, 1):
+        rows, real_rows = gen_codes[:, 0] == code, real_codes[:, 0] == code
+        assert np.abs(np.corrcoef(out[rows], rowvar=False) - target).max() < 0.05
+        assert np.abs(np.corrcoef(per_gene[rows], rowvar=False) - target).max() > 0.3  # per gene cannot
+        np.testing.assert_allclose(out[rows].mean(0), real[real_rows].mean(0), atol=0.1)
+        np.testing.assert_allclose(out[rows].std(0), real[real_rows].std(0), rtol=0.06)
+    again = OutputCalibration.from_state(cal.state())
+    np.testing.assert_array_equal(again.apply(generated[:9], noise[:9], gen_codes[:9]), out[:9])
+    with pytest.raises(ValueError, match="n_components"):
+        OutputCalibration.fit(generated, real, method="covariance", n_components=0)
+    # two training rows hold no covariance: the per-gene moments alone
+    assert OutputCalibration.fit(generated, real[:2], method="covariance").method == "moments"
+    with pytest.raises(ValueError, match="covariance_basis"):
+        OutputCalibration(np.zeros(6), np.ones(6), covariance_basis=np.zeros((6, 2)))
+
+
 def test_train_takes_the_calibration_method(tmp_path):
     adata = _cohort(n=80)
     gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
@@ -110,6 +153,11 @@ def test_train_takes_the_calibration_method(tmp_path):
     assert model.calibration.method == "quantiles" and model.train_params["calibrate"] == "quantiles"
     loaded = gg.CondWGANGP.load(model.save(tmp_path / "m"), adata=adata)
     assert loaded.calibration.method == "quantiles"
+    np.testing.assert_array_equal(loaded.sample(seed=3).X, model.sample(seed=3).X)
+    model = gg.CondWGANGP(adata, **TINY).train(max_steps=4, batch_size=16, seed=0, calibrate="covariance")
+    assert model.calibration.method == "covariance"
+    loaded = gg.CondWGANGP.load(model.save(tmp_path / "c"), adata=adata)
+    assert loaded.calibration.method == "covariance"
     np.testing.assert_array_equal(loaded.sample(seed=3).X, model.sample(seed=3).X)
     with pytest.raises(ValueError, match="calibrate must be"):
         gg.CondWGANGP(adata, **TINY).train(max_steps=2, calibrate="ranks")

@@ -232,7 +232,10 @@ class BaseGenerativeModel:
         and without residual noise their profiles lie closer together than real ones (k-NN recall ~0);
         benchmarks/convergence.py measures with and without. ``calibrate="quantiles"`` also maps each gene onto the
         training rows' quantiles (their whole marginal, point masses included: better train-on-synthetic
-        utility, worse k-NN precision and recall; see OutputCalibration); ``True`` means ``"moments"``. A second call
+        utility, worse k-NN precision and recall; see OutputCalibration); ``calibrate="covariance"`` first moves
+        the profiles by the Gaussian optimal-transport map that gives them the training rows' covariance in the
+        training rows' top 50 principal axes (their gene-gene correlations), then matches the moments;
+        ``True`` means ``"moments"``. A second call
         continues training the same networks, split and normalisation. ``checkpoint_dir`` writes a checkpoint
         (safetensors + JSON) every ``checkpoint_every`` epochs; ``resume=True`` continues an interrupted run
         from it (the early-stopping count and the best weights are tracked afresh from there). ``compile=True`` runs the fusion networks through ``torch.compile`` (it pays on GPUs). Other
@@ -512,7 +515,8 @@ class BaseGenerativeModel:
             tensors.update({f"scaler.{k}": v for k, v in self.scaler.state().items()})
             if self.calibration is not None:
                 tensors.update({f"calibration.{k}": v for k, v in self.calibration.state().items()})
-            save_file(tensors, str(tmp / WEIGHTS_FILE))
+            # safetensors writes a strided (e.g. transposed) array's memory as it lies, not in its index order
+            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / WEIGHTS_FILE))
             with open(tmp / META_FILE, "w") as fh:
                 json.dump(json_safe(self._meta()), fh, indent=1)
             if save_anndata:
