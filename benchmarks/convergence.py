@@ -29,6 +29,7 @@ import lightning.pytorch as pl
 import numpy as np
 
 import gemmgan_sc as gg
+from gemmgan_sc.models._training import _calibration_method
 
 RESULTS = Path(__file__).parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -136,7 +137,7 @@ def utility_scores(model, adata, test_rows: np.ndarray, label: str, seed: int) -
 class CurveCallback(pl.Callback):
     """Scores the model every ``every`` steps, its generator calibrated as it would be at the end."""
 
-    def __init__(self, model, adata, test_rows, every: int, seed: int, calibrate: str = "moments") -> None:
+    def __init__(self, model, adata, test_rows, every: int, seed: int, calibrate: str | bool = "covariance") -> None:
         self.model, self.adata, self.test_rows, self.every, self.seed = model, adata, test_rows, every, seed
         self.calibrate = calibrate
         self.points, self.scoring, self.next = [], 0.0, every
@@ -153,7 +154,8 @@ class CurveCallback(pl.Callback):
         # the weights the model would generate with if training ended here (the averaged ones, with ema_decay)
         model.networks, model.is_trained = copy.deepcopy(plan.networks), True
         model.networks.load_state_dict(plan.sampling_state_dict())
-        model._calibrate(seed=self.seed, method=self.calibrate)
+        if self.calibrate:
+            model._calibrate(seed=self.seed, method=self.calibrate)
         real_test, synth, real_train = held_out_sets(model, self.adata, self.test_rows, self.seed)
         row = {"step": int(steps), **score(real_test, synth, real_train)}
         model.calibration = None
@@ -174,10 +176,10 @@ def run_model(name: str, adata, test_rows, fit_rows, args, seed: int, layer, lab
         model.train(seed=seed)
         curve = []
     else:
-        kwargs = {"calibrate": "moments", **args.train_kwargs}
+        kwargs = dict(args.train_kwargs)  # the library's default calibration unless --train-kwargs names one
         if args.max_steps is not None:
             kwargs["max_steps"] = args.max_steps
-        cb = CurveCallback(model, adata, test_rows, args.eval_every, seed, kwargs["calibrate"])
+        cb = CurveCallback(model, adata, test_rows, args.eval_every, seed, _calibration_method(kwargs.get("calibrate", True)))
         model.train(seed=seed, callbacks=[cb], **kwargs)
         curve = cb.points
     wall = time.perf_counter() - start

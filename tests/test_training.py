@@ -306,7 +306,7 @@ def test_calibration_is_saved_and_reloaded(tmp_path):
     assert abs(z.std(0).mean() - 1.0) < 0.3
     loaded = gg.CondWGANGP.load(model.save(tmp_path / "m"), adata=adata)
     np.testing.assert_array_equal(loaded.sample(seed=3).X, model.sample(seed=3).X)
-    assert model.train_params["calibrate"] == "moments"
+    assert model.train_params["calibrate"] == "covariance" and model.calibration.method == "covariance"
     raw = gg.CondWGANGP(adata, **TINY).train(max_steps=6, batch_size=16, seed=0, calibrate=False)
     assert raw.calibration is None and raw.train_params["calibrate"] is False
 

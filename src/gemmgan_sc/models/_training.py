@@ -96,7 +96,7 @@ def _calibration_method(calibrate) -> str | bool:
     from ._calibration import METHODS
 
     if calibrate is True or calibrate is False or isinstance(calibrate, np.bool_):
-        return "moments" if calibrate else False
+        return "covariance" if calibrate else False
     if calibrate not in METHODS:
         raise ValueError(f"calibrate must be True, False or one of {METHODS}, got {calibrate!r}.")
     return calibrate
