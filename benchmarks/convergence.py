@@ -137,7 +137,7 @@ def utility_scores(model, adata, test_rows: np.ndarray, label: str, seed: int) -
 class CurveCallback(pl.Callback):
     """Scores the model every ``every`` steps, its generator calibrated as it would be at the end."""
 
-    def __init__(self, model, adata, test_rows, every: int, seed: int, calibrate: str | bool = "covariance") -> None:
+    def __init__(self, model, adata, test_rows, every: int, seed: int, calibrate: str | bool | None = None) -> None:
         self.model, self.adata, self.test_rows, self.every, self.seed = model, adata, test_rows, every, seed
         self.calibrate = calibrate
         self.points, self.scoring, self.next = [], 0.0, every
@@ -154,7 +154,7 @@ class CurveCallback(pl.Callback):
         # the weights the model would generate with if training ended here (the averaged ones, with ema_decay)
         model.networks, model.is_trained = copy.deepcopy(plan.networks), True
         model.networks.load_state_dict(plan.sampling_state_dict())
-        if self.calibrate:
+        if self.calibrate is not False:  # None: the model's default calibration
             model._calibrate(seed=self.seed, method=self.calibrate)
         real_test, synth, real_train = held_out_sets(model, self.adata, self.test_rows, self.seed)
         row = {"step": int(steps), **score(real_test, synth, real_train)}
@@ -179,7 +179,8 @@ def run_model(name: str, adata, test_rows, fit_rows, args, seed: int, layer, lab
         kwargs = dict(args.train_kwargs)  # the library's default calibration unless --train-kwargs names one
         if args.max_steps is not None:
             kwargs["max_steps"] = args.max_steps
-        cb = CurveCallback(model, adata, test_rows, args.eval_every, seed, _calibration_method(kwargs.get("calibrate", True)))
+        method = _calibration_method(kwargs.get("calibrate", True), model.default_calibration)
+        cb = CurveCallback(model, adata, test_rows, args.eval_every, seed, method)
         model.train(seed=seed, callbacks=[cb], **kwargs)
         curve = cb.points
     wall = time.perf_counter() - start

@@ -57,7 +57,7 @@ def main() -> None:
     rows = []
     for sampler, n_steps, guidance in SETTINGS:
         with model.networks.sampling(n_steps=n_steps, guidance=guidance, sampler=sampler):
-            model._calibrate(seed=0, method=model.train_params.get("calibrate") or "covariance")
+            model._calibrate(seed=0, method=model.train_params.get("calibrate") or None)
             start = time.perf_counter()
             val = score(*held_out_sets(model, fit, np.asarray(model.split["validation"]), args.seed))
             test = score(*held_out_sets(model, adata, test_rows, args.seed))

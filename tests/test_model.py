@@ -58,6 +58,9 @@ def test_text_decides_group_means(tmp_path):
     gg.GeMMGAN.setup_anndata(adata)
     model = gg.GeMMGAN(adata, **SMALL).train(**FAST)
     assert _group_error(adata, model.sample(seed=1)) < 0.5
+    # embedding conditions keep the per-gene calibration by default (a pooled covariance map would rescale the
+    # spread between conditions)
+    assert model.default_calibration == "moments" and model.calibration.method == "moments"
 
 
 def test_history_split_and_embedding(trained, image_cohort):

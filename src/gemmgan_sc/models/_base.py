@@ -180,6 +180,24 @@ class BaseGenerativeModel:
         """Whether the networks read ``"text"``, ``"image"`` or ``"labels"``."""
         return False
 
+    @property
+    def default_calibration(self) -> str:
+        """The output calibration of ``train(calibrate=True)``.
+
+        ``"covariance"`` where the conditions are labels or nothing: chosen on the validation rows of the TCGA
+        cohort for six generators (corr-MSE and detectability down, k-NN precision up;
+        benchmarks/calibration_methods.py). ``"moments"`` for models that read slide or text embeddings: their
+        covariance map is fitted on the pooled profiles, so it also rescales the spread between conditions, and
+        on the her2st sections it lowered the conditional fidelity of image-conditioned GeMM-GAN
+        (benchmarks/results/calibration_study).
+
+        Examples
+        --------
+        >>> gg.CondWGANGP(adata).default_calibration  # doctest: +SKIP
+        'covariance'
+        """
+        return "moments" if self._uses("image") or self._uses("text") else "covariance"
+
     # ------------------------------------------------------------------ train
     def _build_networks(self, n_genes: int):
         raise NotImplementedError
@@ -235,9 +253,8 @@ class BaseGenerativeModel:
         utility, worse k-NN precision and recall; see OutputCalibration); ``calibrate="covariance"`` first moves
         the profiles by the Gaussian optimal-transport map that gives them the training rows' covariance in the
         training rows' top 50 principal axes (their gene-gene correlations), then matches the moments;
-        ``True`` means ``"covariance"`` (chosen on validation rows of the TCGA cohort for every generator:
-        corr-MSE and detectability down, k-NN precision up; benchmarks/calibration_methods.py), ``"moments"`` the
-        per-gene step alone. A second call
+        ``True`` means :attr:`default_calibration`: ``"covariance"`` for models conditioned on labels or on
+        nothing, ``"moments"`` (the per-gene step alone) for models conditioned on slide or text embeddings. A second call
         continues training the same networks, split and normalisation. ``checkpoint_dir`` writes a checkpoint
         (safetensors + JSON) every ``checkpoint_every`` epochs; ``resume=True`` continues an interrupted run
         from it (the early-stopping count and the best weights are tracked afresh from there). ``compile=True`` runs the fusion networks through ``torch.compile`` (it pays on GPUs). Other
@@ -248,7 +265,7 @@ class BaseGenerativeModel:
         import lightning.pytorch as pl
 
         config = TrainConfig.resolve(self, preset, batch_size, kwargs, max_steps, max_epochs, train_size)
-        calibrate = _calibration_method(calibrate)
+        calibrate = _calibration_method(calibrate, self.default_calibration)
         _check_train_args(train_size, checkpoint_every, compile, resume, checkpoint_dir, early_stopping)
         seed = settings.seed if seed is None else seed
         if seed is not None:
@@ -406,9 +423,9 @@ class BaseGenerativeModel:
         groups = None if bank.labels is None else bank.labels.cpu().numpy()[np.asarray(rows)]
         return self.calibration.apply(z, noise, groups)
 
-    def _calibrate(self, n_draws: int = 8192, seed: int | None = 0, method: str = "covariance") -> None:
-        """Fit the per-gene output calibration on profiles generated from the training rows' conditions
-        (per label group for models conditioned on labels)."""
+    def _calibrate(self, n_draws: int = 8192, seed: int | None = 0, method: str | None = None) -> None:
+        """Fit the output calibration (``method``, default :attr:`default_calibration`) on profiles generated
+        from the training rows' conditions (per label group for models conditioned on labels)."""
         from ._calibration import OutputCalibration
 
         self.calibration = None
@@ -418,7 +435,8 @@ class BaseGenerativeModel:
         real = self.scaler.transform(self._expression(self.adata)[train])
         codes = self._label_codes(self.adata) if self._uses("labels") else None
         groups = (None, None) if codes is None else (codes[rows], codes[train])
-        self.calibration = OutputCalibration.fit(z, real, *groups, method=method, seed=seed or 0)
+        self.calibration = OutputCalibration.fit(z, real, *groups, method=method or self.default_calibration,
+                                                 seed=seed or 0)
 
     def sample(
         self,
@@ -518,7 +536,9 @@ class BaseGenerativeModel:
             if self.calibration is not None:
                 tensors.update({f"calibration.{k}": v for k, v in self.calibration.state().items()})
             # safetensors writes a strided (e.g. transposed) array's memory as it lies, not in its index order
-            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / WEIGHTS_FILE))
+            # (np.ascontiguousarray would also turn 0-d arrays into 1-d ones)
+            save_file({k: v if v.flags.c_contiguous else v.copy(order="C") for k, v in tensors.items()},
+                      str(tmp / WEIGHTS_FILE))
             with open(tmp / META_FILE, "w") as fh:
                 json.dump(json_safe(self._meta()), fh, indent=1)
             if save_anndata:

@@ -91,12 +91,12 @@ def _check_train_args(train_size, checkpoint_every, compile, resume, checkpoint_
         _positive_int("early_stopping", early_stopping)
 
 
-def _calibration_method(calibrate) -> str | bool:
-    """``train(calibrate=...)`` as the method name, or False."""
+def _calibration_method(calibrate, default: str = "covariance") -> str | bool:
+    """``train(calibrate=...)`` as the method name (``True``: ``default``), or False."""
     from ._calibration import METHODS
 
     if calibrate is True or calibrate is False or isinstance(calibrate, np.bool_):
-        return "covariance" if calibrate else False
+        return default if calibrate else False
     if calibrate not in METHODS:
         raise ValueError(f"calibrate must be True, False or one of {METHODS}, got {calibrate!r}.")
     return calibrate
