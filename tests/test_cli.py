@@ -159,6 +159,7 @@ def test_train_sample_unconditional_and_text(text_cohort, text_model, capsys):
     assert {p.name for p in text_model.iterdir()} >= {"model.safetensors", "model.json", "adata.h5ad"}
     model = gg.GeMMGAN.load(text_model)
     assert model.conditioning == "text_cls" and len(model.history) == 2
+    assert model.calibration.method == "moments"  # --calibrate auto: the default of a text-conditioned model
 
     assert main(["sample", str(text_model), "--out", str(d / "s.h5ad"), "--n-samples", "2", "--seed", "3",
                  "--quiet"]) == 0
@@ -174,7 +175,9 @@ def test_train_sample_unconditional_and_text(text_cohort, text_model, capsys):
     assert ad.read_h5ad(d / "s5.h5ad").n_obs == 5
 
     assert main(["train", str(d / "emb.h5ad"), "--out", str(d / "wgan"), "--model", "WGANGP", "--layer", "log1p",
-                 "--epochs", "2", "--hparams", '{"n_latent": 8, "hidden": [16]}', "--quiet"]) == 0
+                 "--epochs", "2", "--hparams", '{"n_latent": 8, "hidden": [16]}', "--calibrate", "moments",
+                 "--quiet"]) == 0
+    assert gg.WGANGP.load(d / "wgan").calibration.method == "moments"  # the default would be "covariance"
     assert main(["sample", str(d / "wgan"), "--out", str(d / "w.h5ad"), "--n-samples", "7", "--quiet"]) == 0
     assert ad.read_h5ad(d / "w.h5ad").n_obs == 7
     assert main(["sample", str(d / "wgan"), "--out", str(d / "w2.h5ad"), "--conditions", str(d / "five.h5ad")]) == 0

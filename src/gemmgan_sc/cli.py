@@ -499,7 +499,8 @@ def _cmd_train(args) -> int:
     budget = f"{args.max_steps} steps" if args.max_steps else f"{args.epochs} epochs" if args.epochs else "its budget"
     _say(f"training {cls.__name__} on {adata.n_obs} samples x {adata.n_vars} genes for {budget}", args.quiet)
     model.train(**_accepted(model.train, max_epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                            train_size=args.train_size, seed=args.seed, accelerator=args.accelerator))
+                            train_size=args.train_size, seed=args.seed, accelerator=args.accelerator,
+                            calibrate={"auto": True, "none": False}.get(args.calibrate, args.calibrate)))
     model.save(out, overwrite=args.overwrite, save_anndata=True)
     _say(f"saved {cls.__name__} to {out} (model.safetensors, model.json, adata.h5ad)", args.quiet)
     return 0
@@ -691,6 +692,9 @@ def _add_train(sub) -> None:
     r.add_argument("--train-size", type=float, default=0.8, help="training fraction; the rest is held out (0.8).")
     r.add_argument("--hparams", default=None, help="model hyperparameters as JSON, e.g. '{\"d_model\": 64}'.")
     r.add_argument("--accelerator", default="auto", help="lightning accelerator: auto, cpu, gpu (auto).")
+    r.add_argument("--calibrate", choices=("auto", "moments", "covariance", "quantiles", "none"), default="auto",
+                   help="output calibration after training (auto: the model's default, covariance for label or "
+                   "unconditional models, moments for embedding-conditioned ones; none: the raw generator).")
     r.add_argument("--seed", type=int, default=0, help="seed of split and training (0).")
     _common(r)
     r.set_defaults(func=_cmd_train)
