@@ -140,6 +140,8 @@ def test_covariance_calibration_gives_each_group_the_real_correlations():
     np.testing.assert_array_equal(again.apply(generated[:9], noise[:9], gen_codes[:9]), out[:9])
     with pytest.raises(ValueError, match="n_components"):
         OutputCalibration.fit(generated, real, method="covariance", n_components=0)
+    one_axis = OutputCalibration.fit(generated, real, method="covariance", n_components=1)
+    assert one_axis.covariance[1].shape == (1, 1)
     # two training rows hold no covariance: the per-gene moments alone
     assert OutputCalibration.fit(generated, real[:2], method="covariance").method == "moments"
     with pytest.raises(ValueError, match="covariance_basis"):

@@ -76,7 +76,8 @@ def _covariance_map(generated: np.ndarray, real: np.ndarray, gen_codes: np.ndarr
     real_res, gen_res = _group_centred(real, real_codes), _group_centred(generated, gen_codes)
     k = int(min(n_components, real.shape[1], len(real) - 1))
     basis = randomized_svd(real_res, k, random_state=0)[2].T
-    transport = gaussian_transport(np.cov(gen_res @ basis, rowvar=False), np.cov(real_res @ basis, rowvar=False))
+    gen_cov, real_cov = (np.atleast_2d(np.cov(r @ basis, rowvar=False)) for r in (gen_res, real_res))  # k may be 1
+    transport = gaussian_transport(gen_cov, real_cov)
     return basis, transport - np.eye(k)
 
 
