@@ -44,13 +44,6 @@ def _group_centred(x: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
     return x - means[which]
 
 
-def _sqrtm(sym: np.ndarray, inverse: bool = False) -> np.ndarray:
-    """The symmetric square root (or its inverse) of a symmetric positive semi-definite matrix."""
-    values, vectors = np.linalg.eigh(sym)
-    values = np.maximum(values, values.max() * 1e-8 + 1e-12)
-    return (vectors * (values ** (-0.5 if inverse else 0.5))) @ vectors.T
-
-
 def gaussian_transport(source_cov: np.ndarray, target_cov: np.ndarray) -> np.ndarray:
     """The symmetric matrix ``T`` of the optimal-transport (Monge) map between centred Gaussians with covariances
     ``source_cov`` and ``target_cov``: ``T @ source_cov @ T == target_cov``, and among the linear maps that do
@@ -63,8 +56,13 @@ def gaussian_transport(source_cov: np.ndarray, target_cov: np.ndarray) -> np.nda
     >>> bool(np.allclose(t @ a @ t, b))
     True
     """
-    half, inv_half = _sqrtm(source_cov), _sqrtm(source_cov, inverse=True)
-    return inv_half @ _sqrtm(half @ target_cov @ half) @ inv_half
+    from ..metrics._frechet import _sqrt_psd
+
+    half = _sqrt_psd(source_cov)
+    # directions the source does not fill (sd below 1e-6 of the largest) are mapped to 0, not amplified
+    inv_half = np.linalg.pinv(half, rcond=1e-6, hermitian=True)
+    middle = half @ target_cov @ half
+    return inv_half @ _sqrt_psd((middle + middle.T) / 2.0) @ inv_half
 
 
 def _covariance_map(generated: np.ndarray, real: np.ndarray, gen_codes: np.ndarray | None,
