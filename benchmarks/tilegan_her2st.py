@@ -52,21 +52,26 @@ N_REAL_PER_SPOT = 16  # real tiles read per held-out spot (a 256 px neighbourhoo
 N_GENERATED_PER_SPOT = 4  # generated tiles per held-out spot scored by retrieval (Frechet / KID: the first one)
 
 
-def prepare(data: Path, work: Path) -> dict:
-    """Tile the three sections, write the training and held-out AnnData (200 genes, log1p CPM in ``X``)."""
+def prepare(data: Path, work: Path, validation: bool = False) -> dict:
+    """Tile the sections, write the training and held-out AnnData (200 genes, log1p CPM in ``X``).
+
+    ``validation``: C4 is left out altogether; train on C2, score on C3 (to choose settings without the test
+    section)."""
     from spatial_her2st import LAYER, SECTIONS, rotations
 
     t0 = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
-    adata = gg.datasets.read_her2st(data, sections=list(SECTIONS))
+    sections = [s for s in SECTIONS if s != HELD_OUT] if validation else list(SECTIONS)
+    held_out = sections[-1] if validation else HELD_OUT
+    adata = gg.datasets.read_her2st(data, sections=sections)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # spots without tissue are listed in uns
         gg.pp.tile_spots(adata, library_key="library_id", tile_size=64, neighbourhood_px=256,
                          store=work / "her2st_t64_n256.zarr")
     counts = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
     adata.layers[LAYER] = np.log1p(counts / counts.sum(axis=1, keepdims=True) * 1e6).astype(np.float32)
-    rot = next(r for r in rotations(adata) if r.name == f"test={HELD_OUT}")
-    facts = {"sections_train": [s for s in SECTIONS if s != HELD_OUT], "section_test": HELD_OUT,
+    rot = next(r for r in rotations(adata) if r.name == f"test={held_out}")
+    facts = {"sections_train": [s for s in sections if s != held_out], "section_test": held_out,
              "n_spots": int(adata.n_obs), "n_tiles": int(adata.obs["n_tiles"].sum()),
              "n_spots_without_tiles": int((adata.obs["n_tiles"] == 0).sum()), "n_genes": int(rot.train.n_vars)}
     for name, part in (("train", rot.train), ("test", rot.test)):
@@ -111,7 +116,8 @@ def _scores(model, test, seed: int = 0) -> dict:
     return {"model": out, "real_ceiling": ceiling, "n_real_tiles": int(len(real)), "n_generated": int(len(fake))}
 
 
-def run(mode: str, minutes: float, work: Path, seed: int = 0, max_steps: int = 100_000) -> dict:
+def run(mode: str, minutes: float, work: Path, seed: int = 0, max_steps: int = 100_000,
+        train_kwargs: dict | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -127,7 +133,7 @@ def run(mode: str, minutes: float, work: Path, seed: int = 0, max_steps: int = 1
     model = gg.TileGAN(train, conditioning=conditioning, **MODEL)
     t0 = time.perf_counter()
     model.train(max_steps=max_steps, preset="cpu", train_size=1.0, seed=seed, accelerator="cpu",
-                max_time={"seconds": int(minutes * 60)})
+                max_time={"seconds": int(minutes * 60)}, **(train_kwargs or {}))
     train_seconds = time.perf_counter() - t0
     model.save(work / f"model_{mode}", overwrite=True)
     t1 = time.perf_counter()
@@ -210,12 +216,17 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation", action="store_true",
+                        help="prepare: train on C2, hold out C3, leave C4 out (to choose settings).")
+    parser.add_argument("--train-kwargs", type=json.loads, default={},
+                        help='extra TileGAN.train arguments as JSON, e.g. \'{"mismatch_weight": 0}\' (an ablation).')
     parser.add_argument("--out", type=Path, default=RESULTS / "tilegan_her2st.json")
     args = parser.parse_args(argv)
     if args.step == "prepare":
-        print(json.dumps(prepare(args.data, args.work), indent=1))
+        print(json.dumps(prepare(args.data, args.work, args.validation), indent=1))
     elif args.step in ("run", "rescore"):
-        res = run(args.mode, args.minutes, args.work, args.seed) if args.step == "run" else rescore(
+        res = run(args.mode, args.minutes, args.work, args.seed, train_kwargs=args.train_kwargs) if (
+            args.step == "run") else rescore(
             args.mode, args.work, args.seed)
         print(json.dumps({k: res[k] for k in ("mode", "steps", "train_seconds")} | {
             "frechet": res["scores"]["model"]["frechet"]["value"],

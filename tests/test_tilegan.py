@@ -84,6 +84,34 @@ def test_projection_term_uses_the_condition():
         critic(x)
 
 
+def test_matching_aware_critic_scores_real_tiles_with_another_rows_condition():
+    from types import SimpleNamespace
+
+    from gemmgan_sc.train._tilegan import TileGANPlan
+
+    class Net:  # D(x, c) = mean(x) * sum(c); the generator draws black tiles, so D(fake, c) = 0
+        n_latent = 2
+
+        @staticmethod
+        def generate(cond, z):
+            return torch.zeros(len(z), 3, 4, 4)
+
+        @staticmethod
+        def critic(x, cond):
+            return x.mean(dim=(1, 2, 3)) * cond.sum(dim=1)
+
+    real = torch.stack([torch.full((3, 4, 4), v) for v in (1.0, 2.0, 3.0)])
+    cond = torch.tensor([[1.0], [10.0], [100.0]])
+    d_real = (1 * 1 + 2 * 10 + 3 * 100) / 3
+    d_mismatch = (1 * 100 + 2 * 1 + 3 * 10) / 3  # each tile against the previous row's condition (roll by 1)
+    for w, expected in ((0.0, d_real), (0.5, d_real - 0.5 * d_mismatch)):
+        plan = SimpleNamespace(networks=Net(), mismatch_weight=w, lambda_gp=10.0)
+        out = TileGANPlan.critic_loss(plan, real, cond)
+        assert float(out["wasserstein"]) == pytest.approx(expected)
+    plan = SimpleNamespace(networks=Net(), mismatch_weight=0.5, lambda_gp=10.0)
+    assert float(TileGANPlan.critic_loss(plan, real[:1], cond[:1])["wasserstein"]) == pytest.approx(1.0)
+
+
 def test_train_sample_shapes_and_history(trained, tiled):
     out = trained.sample(indices=[0, 1, 2], n_per_row=2, seed=0)
     assert out.tiles.shape == (6, 16, 16, 3) and out.tiles.dtype == np.uint8
@@ -163,6 +191,8 @@ def test_bad_inputs(tiled, section, tmp_path):
         gg.TileGAN(adata, image_size=48)
     with pytest.raises(ValueError, match="Unknown conditioning 'image'"):
         gg.TileGAN(adata, conditioning="image")
+    with pytest.raises(ValueError, match=r"mismatch_weight must be in \[0, 1\), got 1.0"):
+        gg.TileGAN(adata, **TINY).train(max_steps=1, mismatch_weight=1.0, **FAST)
     with pytest.raises(ValueError, match="n_per_row must be a positive int"):
         gg.TileGAN(adata, **TINY).train(max_steps=1, **FAST).sample(n_per_row=0)
     # a row whose spot has no tiles: training names it and says what to do

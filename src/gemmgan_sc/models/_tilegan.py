@@ -162,7 +162,7 @@ class TileGAN(BaseGenerativeModel):
         "default": {"batch_size": 64, "max_steps": 20000, "max_epochs": None, "patience": 50, "n_critic": 5,
                     "lambda_gp": 10.0, "optimizer": "adam", "lr": 1e-4, "critic_lr": None, "betas": (0.0, 0.9),
                     "lr_halving_every": None, "vae_lr": 1e-3, "beta": 0.005, "vae_weight": 1.0, "vae_pretrain_steps": 500,
-                    "clip_critic": None, "clip_generator": None, "score_encoder": "hed-texture"},
+                    "mismatch_weight": 0.5, "clip_critic": None, "clip_generator": None, "score_encoder": "hed-texture"},
         "cpu": {"batch_size": 32, "max_steps": 1500, "patience": 1000, "n_critic": 2, "lr": 2e-4,
                 "critic_lr": 4e-4, "betas": (0.5, 0.9)},
         "paper": {"batch_size": 64, "max_steps": 50000, "n_critic": 5, "lr": 1e-4, "betas": (0.0, 0.9)},
@@ -298,6 +298,8 @@ class TileGAN(BaseGenerativeModel):
         for key in ("vae_lr", "beta", "vae_weight"):
             if not float(kwargs[key]) >= 0:
                 raise ValueError(f"{key} must be >= 0, got {kwargs[key]!r}.")
+        if not 0.0 <= float(kwargs["mismatch_weight"]) < 1.0:
+            raise ValueError(f"mismatch_weight must be in [0, 1), got {kwargs['mismatch_weight']!r}.")
         steps = kwargs["vae_pretrain_steps"]
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"vae_pretrain_steps must be an int >= 0, got {steps!r}.")
@@ -341,6 +343,9 @@ class TileGAN(BaseGenerativeModel):
         vae_pretrain_steps
             VAE updates before the first GAN step (500; the first ``train()`` call only): RNA-GAN trains the
             expression encoder first. The VAE then keeps training jointly, by its own loss.
+        mismatch_weight
+            Matching-aware critic (GAN-CLS): this share (0.5) of the critic's fake side is real tiles paired with
+            another row's condition, so the critic judges whether a tile fits its expression; 0 turns it off.
         score_encoder
             Image encoder of the validation score ``val_frechet`` (Frechet distance between generated and real
             tiles of the validation rows; early stopping and ``restore_best`` watch it), default ``"hed-texture"``.

@@ -168,6 +168,11 @@ class TileGANPlan(WGANGPPlan):
     vae_pretrain_steps
         VAE updates (batches of 64 training rows, Adam) before the first GAN step, so the GAN starts from a trained
         expression encoder (RNA-GAN trains it first); 0 trains it jointly only.
+    mismatch_weight
+        Share of the critic's "fake" side given to real tiles paired with another row's condition (the
+        matching-aware critic of GAN-CLS, Reed et al. 2016): the critic must then score how well a tile fits its
+        condition, not only how real it looks, and the generator is pushed to follow the condition. 0 disables;
+        no effect without a condition.
     clip_critic, clip_generator
         Gradient-norm clipping (None disables).
     score_encoder
@@ -179,7 +184,7 @@ class TileGANPlan(WGANGPPlan):
     def __init__(self, networks: TileGANNetworks, bank, train_idx, val_idx, tile_bank: TileBank,
                  n_critic: int = 5, lambda_gp: float = 10.0, critic_lr: float | None = None, vae_lr: float = 1e-3,
                  beta: float = 0.005, vae_weight: float = 1.0, vae_pretrain_steps: int = 500,
-                 clip_critic: float | None = None, clip_generator: float | None = None,
+                 mismatch_weight: float = 0.0, clip_critic: float | None = None, clip_generator: float | None = None,
                  score_encoder: str = "hed-texture", **kwargs) -> None:
         super().__init__(networks, bank, train_idx, val_idx, n_critic=n_critic, lambda_gp=lambda_gp,
                          clip_critic=clip_critic, clip_generator=clip_generator, **kwargs)
@@ -188,6 +193,7 @@ class TileGANPlan(WGANGPPlan):
         self.tile_bank = tile_bank
         self.critic_lr = float(self.lr if critic_lr is None else critic_lr)
         self.vae_lr, self.beta, self.vae_weight = float(vae_lr), float(beta), float(vae_weight)
+        self.mismatch_weight = float(mismatch_weight)
         self.score_encoder = score_encoder
         self._encoder = None
         self._val_real_features: np.ndarray | None = None
@@ -224,13 +230,24 @@ class TileGANPlan(WGANGPPlan):
         self.vae_pretrain_loss = float(loss.detach())
 
     def critic_loss(self, real: torch.Tensor, cond: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """``E[D(fake)] - E[D(real)] + lambda_gp * GP`` (GP on tiles interpolated with one weight per tile)."""
+        """``E[D(fake)] - E[D(real)] + lambda_gp * GP`` (GP on tiles interpolated with one weight per tile).
+
+        With ``mismatch_weight`` w and a condition, the fake side is ``(1 - w) E[D(fake, c)] + w E[D(real, c')]``,
+        ``c'`` the batch's conditions shifted by one row (each real tile scored against another row's condition).
+        """
         net = self.networks
+        n = real.shape[0]
         with torch.no_grad():
-            fake = net.generate(cond, torch.randn(real.shape[0], net.n_latent, device=real.device))
-        scores = net.critic(torch.cat([real, fake]), None if cond is None else torch.cat([cond, cond]))
-        wasserstein = scores[: real.shape[0]].mean() - scores[real.shape[0]:].mean()
-        alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+            fake = net.generate(cond, torch.randn(n, net.n_latent, device=real.device))
+        w = self.mismatch_weight if cond is not None and n > 1 else 0.0
+        tiles = [real, fake] + ([real] if w else [])
+        conds = None if cond is None else torch.cat([cond, cond] + ([cond.roll(1, dims=0)] if w else []))
+        scores = net.critic(torch.cat(tiles), conds)
+        fake_side = scores[n: 2 * n].mean()
+        if w:
+            fake_side = (1.0 - w) * fake_side + w * scores[2 * n:].mean()
+        wasserstein = scores[:n].mean() - fake_side
+        alpha = torch.rand(n, 1, 1, 1, device=real.device)
         gp = gradient_penalty(lambda h: net.critic(h, cond), real, fake, alpha)
         return {"loss": -wasserstein + self.lambda_gp * gp, "gp": gp, "wasserstein": wasserstein}
 
