@@ -21,7 +21,10 @@ Run (one process per mode, one after the other, so each has the same CPU; about 
     python benchmarks/tilegan_her2st.py run --mode unconditional --minutes 13
     python benchmarks/tilegan_her2st.py report     # -> benchmarks/results/tilegan_her2st.json
 
-``rescore --mode M`` scores a saved model again (evaluation only, same tiles and seeds).
+``rescore --mode M`` scores a saved model again (evaluation only, same tiles and seeds). Settings are chosen without
+C4: ``prepare --validation --work V`` trains on C2 and scores on C3; ``run --work V1 --train-kwargs
+'{"mismatch_weight": 0.25}'`` (each setting in its own work folder holding V's files) and ``report --extra
+name=V1 ...`` adds those runs to the result file (``extra_runs``), as the ablation on C4 with ``mismatch_weight=0``.
 """
 
 from __future__ import annotations
@@ -178,7 +181,20 @@ def figure(model, test, path: Path, n: int = 8, seed: int = 0) -> None:
     gg.pl.generated_tiles(model, test, rows=rows, n_per_row=2, seed=seed, show=False, save=path)
 
 
-def report(work: Path, out: Path) -> dict:
+def _run_summary(work: Path, mode: str = "conditional") -> dict:
+    """The settings and held-out scores of one saved run (a validation or ablation work folder)."""
+    record = json.loads((work / f"result_{mode}.json").read_text())
+    facts = json.loads((work / "prepare.json").read_text())
+    scores = record["scores"]["model"]
+    return {"sections_train": facts["sections_train"], "section_test": facts["section_test"], "mode": mode,
+            "mismatch_weight": record["train_params"].get("mismatch_weight"), "steps": record["steps"],
+            "train_seconds": record["train_seconds"], "frechet": scores["frechet"]["value"],
+            "kid": scores["kid"]["value"], **{f"retrieval_{k}": scores["retrieval"][k]
+                                              for k in ("top1", "top5", "ratio_top5", "mean_rank", "n_rows")}}
+
+
+def report(work: Path, out: Path, extra: dict[str, Path] | None = None) -> dict:
+    """Write the result file from the two runs in ``work`` (and the runs of ``extra``: name -> work folder)."""
     from _machine import machine_info
 
     facts = json.loads((work / "prepare.json").read_text())
@@ -200,6 +216,7 @@ def report(work: Path, out: Path) -> dict:
                     "top5_above_2x_chance": cond["retrieval"]["top5"] > 2 * cond["retrieval"]["chance_top5"]},
     }
     result = {"issue": 17, "data": facts, "summary": summary, "runs": modes,
+              "extra_runs": {name: _run_summary(path) for name, path in (extra or {}).items()},
               "figure": str(FIGURE.relative_to(ROOT)), "machine": machine_info(),
               "python": platform.python_version()}
     tmp = out.with_suffix(".json.tmp")
@@ -216,6 +233,9 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extra", nargs="*", default=[], metavar="NAME=WORK",
+                        help="report: also summarise the conditional run of these work folders (ablations, "
+                             "validation runs).")
     parser.add_argument("--validation", action="store_true",
                         help="prepare: train on C2, hold out C3, leave C4 out (to choose settings).")
     parser.add_argument("--train-kwargs", type=json.loads, default={},
@@ -232,7 +252,8 @@ def main(argv=None) -> None:
             "frechet": res["scores"]["model"]["frechet"]["value"],
             "retrieval": res["scores"]["model"]["retrieval"]}, indent=1))
     else:
-        print(json.dumps(report(args.work, args.out)["summary"], indent=1))
+        extra = dict(item.split("=", 1) for item in args.extra)
+        print(json.dumps(report(args.work, args.out, {k: Path(v) for k, v in extra.items()})["summary"], indent=1))
 
 
 if __name__ == "__main__":
