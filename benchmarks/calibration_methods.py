@@ -29,7 +29,7 @@ import gemmgan_sc as gg  # noqa: E402
 from gemmgan_sc._io import atomic_write_text, json_safe  # noqa: E402
 from gemmgan_sc.models import _calibration  # noqa: E402
 from _machine import machine_info  # noqa: E402
-from convergence import RESULTS, ceiling_scores, held_out_sets, score, setup, tcga_cohort  # noqa: E402
+from convergence import RESULTS, ceiling_scores, held_out_sets, held_out_split, score, setup, tcga_cohort  # noqa: E402
 
 SHOWN = ("precision", "recall", "lr_auc", "corr_mse", "frechet", "sd_ratio")
 
@@ -116,9 +116,7 @@ def main() -> None:
     adata, _, label, _ = tcga_cohort(with_text=False)
     results = []
     for seed in args.seeds:
-        order = np.random.default_rng(1000 + seed).permutation(adata.n_obs)  # the held-out rows of convergence.py
-        n_test = int(round(0.2 * adata.n_obs))
-        test_rows, fit_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+        test_rows, fit_rows = held_out_split(adata.n_obs, seed)
         for name in args.models:
             results.append(run(name, adata, test_rows, fit_rows, label, args.methods, seed, args.train_kwargs))
     tables = {where: table(results, where) for where in ("validation", "test")}

@@ -89,6 +89,20 @@ def setup(cls, adata, layer, label, scale, store) -> None:
         cls.setup_anndata(adata, layer=layer, labels_keys=[label], expression_scale=scale)
 
 
+def held_out_split(n_obs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(test rows, fit rows): a random 20 % held out for ``seed`` (the same rows in every benchmark of a seed).
+
+    Examples
+    --------
+    >>> test, fit = held_out_split(10, 0)
+    >>> len(test), len(fit), sorted(set(test) | set(fit)) == list(range(10))
+    (2, 8, True)
+    """
+    order = np.random.default_rng(1000 + seed).permutation(n_obs)
+    n_test = int(round(0.2 * n_obs))
+    return np.sort(order[:n_test]), np.sort(order[n_test:])
+
+
 def synthetic_rows(test_rows: np.ndarray, n_train: int) -> np.ndarray:
     """The test rows whose conditions the synthetic set is drawn from: each in turn, until there are as many as
     training rows (the real-rows ceiling), and at least one per test row.
@@ -247,9 +261,7 @@ def main() -> None:
         (adata, store, label, scale), layer = demo_cohort(args.demo_samples), "log1p"
     results = []
     for seed in args.seeds:
-        order = np.random.default_rng(1000 + seed).permutation(adata.n_obs)
-        n_test = int(round(0.2 * adata.n_obs))
-        test_rows, fit_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+        test_rows, fit_rows = held_out_split(adata.n_obs, seed)
         for name in args.models:
             res = run_model(name, adata, test_rows, fit_rows, args, seed, layer, label, scale, store)
             print(name, seed, json.dumps({k: round(v, 4) for k, v in res["final"].items()}), flush=True)

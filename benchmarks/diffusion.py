@@ -42,7 +42,7 @@ import gemmgan_sc as gg  # noqa: E402
 from gemmgan_sc._io import atomic_write_text, json_safe  # noqa: E402
 from _machine import machine_info  # noqa: E402
 from _tables import CPU_GEMMGAN  # noqa: E402
-from convergence import (RESULTS, ceiling_scores, demo_cohort, held_out_sets, score, setup,  # noqa: E402
+from convergence import (RESULTS, ceiling_scores, demo_cohort, held_out_sets, held_out_split, score, setup,  # noqa: E402
                          synthetic_rows, tcga_cohort)  # noqa: E402
 
 #: default ``--models`` per cohort (the demo adds GeMM-GAN: the same fused conditions as the diffusion model)
@@ -180,9 +180,7 @@ def main() -> None:
     adata, layer, label, scale, store = load_cohort(args.cohort, args.demo_samples)
     results = []
     for seed in args.seeds:
-        order = np.random.default_rng(1000 + seed).permutation(adata.n_obs)  # the held-out rows of convergence.py
-        n_test = int(round(0.2 * adata.n_obs))
-        test_rows, fit_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+        test_rows, fit_rows = held_out_split(adata.n_obs, seed)
         for name in args.models:
             res = evaluate(name, adata, test_rows, fit_rows, label, args, seed, layer, scale, store)
             print(name, seed, json.dumps({k: round(v, 4) for k, v in res["final"].items()}),

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gemmgan_sc as gg  # noqa: E402
 from _machine import machine_info  # noqa: E402
-from convergence import held_out_sets, score  # noqa: E402
+from convergence import held_out_sets, held_out_split, score  # noqa: E402
 from diffusion import load_cohort, train  # noqa: E402
 
 from gemmgan_sc._io import atomic_write_text, json_safe  # noqa: E402
@@ -46,9 +46,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     gg.settings.progress_bar = False
     adata, layer, label, scale, store = load_cohort("tcga")
-    order = np.random.default_rng(1000 + args.seed).permutation(adata.n_obs)  # the held-out rows of diffusion.py
-    n_test = int(round(0.2 * adata.n_obs))
-    test_rows, fit_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+    test_rows, fit_rows = held_out_split(adata.n_obs, args.seed)
     fit = adata[fit_rows].copy()
     ns = argparse.Namespace(validate_every=250, lr_halving_every=None, max_steps=None,
                             no_early_stopping=False, budget_s=args.budget_s, train_kwargs={}, n_steps=50,

@@ -13,11 +13,9 @@ import torch; torch.set_num_threads(1)
 import gemmgan_sc as gg
 gg.settings.progress_bar = False
 from gemmgan_sc.models import _calibration as C
-from convergence import tcga_cohort, held_out_sets
+from convergence import tcga_cohort, held_out_split, held_out_sets
 adata, layer, label, scale = tcga_cohort(with_text=False)
-order = np.random.default_rng(1000).permutation(adata.n_obs)
-n_test = int(round(0.2 * adata.n_obs))
-test_rows, fit_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+test_rows, fit_rows = held_out_split(adata.n_obs, 0)
 fit = adata[fit_rows].copy()
 gg.ExpressionDiffusion.setup_anndata(fit, labels_keys=[label], expression_scale=scale)
 m = gg.ExpressionDiffusion(fit)

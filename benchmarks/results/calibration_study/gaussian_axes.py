@@ -10,12 +10,10 @@ sys.path.insert(0, str(HERE.parents[1]))
 import numpy as np
 import gemmgan_sc as gg
 from gemmgan_sc.models import _calibration as C
-from convergence import tcga_cohort, setup, held_out_sets
+from convergence import tcga_cohort, held_out_split, setup, held_out_sets
 import torch; torch.set_num_threads(1)
 adata, layer, label, scale = tcga_cohort(with_text=False)
-order = np.random.default_rng(1000).permutation(adata.n_obs)
-n_test = int(round(0.2 * adata.n_obs))
-test_rows, fit_rows = np.sort(order[:n_test]), np.sort(order[n_test:])
+test_rows, fit_rows = held_out_split(adata.n_obs, 0)
 fit = adata[fit_rows].copy()
 setup(gg.GaussianBaseline, fit, layer, label, scale, None)
 m = gg.GaussianBaseline(fit).train(seed=0)
