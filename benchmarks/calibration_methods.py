@@ -5,7 +5,8 @@ cohort held out as the test set, the model fitted on the rest with its own 80/20
 every calibration of ``--methods`` is fitted on profiles generated from the training rows' conditions (the
 library's ``model._calibrate``, as ``train(calibrate=...)`` does) and scored twice, with convergence.py's
 ``score``: on the model's validation rows (the figures a default is chosen on) and on the held-out test rows (the
-figures reported). ``covariance:K`` is ``method="covariance"`` in K principal axes (default 50). The reference rows
+figures reported). ``covariance`` is the library's default (axes and residual weight chosen on the validation
+rows); ``covariance:K:W`` fixes K principal axes and the residual weight W (default 1). The reference rows
 (real training rows, Gaussian floor) are scored on the same two sets.
 
     python benchmarks/calibration_methods.py --models CondWGANGP WGANGP ExpressionDiffusion --threads 2
@@ -27,7 +28,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import gemmgan_sc as gg  # noqa: E402
 from gemmgan_sc._io import atomic_write_text, json_safe  # noqa: E402
-from gemmgan_sc.models import _calibration  # noqa: E402
 from _machine import machine_info  # noqa: E402
 from convergence import RESULTS, ceiling_scores, held_out_sets, held_out_split, score, setup, tcga_cohort  # noqa: E402
 
@@ -35,17 +35,14 @@ SHOWN = ("precision", "recall", "lr_auc", "corr_mse", "frechet", "sd_ratio")
 
 
 def calibrate(model, method: str, seed: int) -> None:
-    """Refit ``model``'s output calibration: ``none``, ``moments``, ``quantiles`` or ``covariance[:K]``."""
+    """Refit ``model``'s output calibration: ``none``, ``moments``, ``quantiles``, ``covariance`` (the library's
+    choice on the validation rows) or ``covariance:K[:W]`` (K axes, residual weight W, default 1)."""
     if method == "none":
         model.calibration = None
         return
-    name, _, k = method.partition(":")
-    default = _calibration.COVARIANCE_COMPONENTS
-    _calibration.COVARIANCE_COMPONENTS = int(k) if k else default
-    try:
-        model._calibrate(seed=seed, method=name)
-    finally:
-        _calibration.COVARIANCE_COMPONENTS = default
+    name, *fixed = method.split(":")
+    candidates = [(int(fixed[0]), float(fixed[1]) if len(fixed) > 1 else 1.0)] if fixed else None
+    model._calibrate(seed=seed, method=name, candidates=candidates)
 
 
 def both_sets(model, adata, test_rows: np.ndarray, seed: int) -> dict[str, dict[str, float]]:
@@ -102,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["GaussianBaseline", "CondWGANGP", "WGANGP"])
     parser.add_argument("--methods", nargs="+",
-                        default=["none", "moments", "quantiles", "covariance:20", "covariance:50", "covariance:100"])
+                        default=["none", "moments", "quantiles", "covariance:50", "covariance"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--train-kwargs", type=json.loads, default={},

@@ -148,6 +148,83 @@ def test_covariance_calibration_gives_each_group_the_real_correlations():
         OutputCalibration(np.zeros(6), np.ones(6), covariance_basis=np.zeros((6, 2)))
 
 
+def _spurious_pair(rng, n):
+    """Genes 0-1 share a strong factor (the top axis); generated profiles also tie genes 4-5, real ones do not."""
+    factor = rng.normal(size=(n, 1))
+    x = rng.normal(size=(n, 6)) + 3.0 * factor * np.array([1.0, 1.0, 0, 0, 0, 0])
+    return x, x + 2.0 * rng.normal(size=(n, 1)) * np.array([0, 0, 0, 0, 1.0, 1.0])
+
+
+def test_covariance_residual_weight_shrinks_correlations_outside_the_axes():
+    rng = np.random.default_rng(3)
+    real, _ = _spurious_pair(rng, 800)
+    _, generated = _spurious_pair(rng, 8000)
+    noise = rng.normal(size=generated.shape)
+    kept, shrunk = (OutputCalibration.fit(generated, real, method="covariance", n_components=1, residual_weight=w)
+                    for w in (1.0, 0.0))
+    assert (kept.residual_weight, shrunk.residual_weight) == (1.0, 0.0)
+    out_kept, out_shrunk = kept.apply(generated, noise), shrunk.apply(generated, noise)
+    # the spurious tie (corr 0.8 in the generated profiles) is kept with w = 1, replaced by independent noise with 0
+    assert np.corrcoef(out_kept[:, 4], out_kept[:, 5])[0, 1] > 0.7
+    assert abs(np.corrcoef(out_shrunk[:, 4], out_shrunk[:, 5])[0, 1]) < 0.05
+    basis = shrunk.covariance[0].astype(np.float64)  # the top axis: genes 0 and 1 together
+    for out in (out_kept, out_shrunk):  # the variance along it and every gene's sd stay the real ones
+        assert np.var(out @ basis) == pytest.approx(np.var(real @ basis), rel=0.05)
+        np.testing.assert_allclose(out.std(0), real.std(0), rtol=0.05)
+    # w = 0.5: the component outside the axis is halved, the one inside moved by the transport T = map + w I
+    from gemmgan_sc.models._calibration import _apply_covariance
+
+    half = OutputCalibration.fit(generated, real, method="covariance", n_components=1, residual_weight=0.5)
+    moved = _apply_covariance(generated, *half.covariance, half.residual_weight)
+    outside = lambda z: z - (z @ basis) @ basis.T  # noqa: E731
+    np.testing.assert_allclose(outside(moved), 0.5 * outside(generated), atol=1e-4)
+    np.testing.assert_allclose(moved @ basis, (generated @ basis) @ (half.covariance[1] + 0.5), rtol=1e-4)
+    again = OutputCalibration.from_state(shrunk.state())
+    assert again.residual_weight == 0.0
+    np.testing.assert_array_equal(again.apply(generated, noise), out_shrunk)
+    with pytest.raises(ValueError, match=r"residual_weight must be a number in \[0, 1\], got 1.5"):
+        OutputCalibration.fit(generated, real, method="covariance", residual_weight=1.5)
+
+
+def test_select_covariance_picks_the_candidate_closest_on_validation_rows():
+    from gemmgan_sc.models._calibration import select_covariance
+
+    rng = np.random.default_rng(4)
+    real, val_real = _spurious_pair(rng, 600)[0], _spurious_pair(rng, 300)[0]
+    generated, val_generated = _spurious_pair(rng, 6000)[1], _spurious_pair(rng, 600)[1]
+    noise = rng.normal(size=val_generated.shape)
+    cal, scores = select_covariance(generated, real, None, None, val_generated, val_real, noise=noise,
+                                    candidates=((1, 1.0), (1, 0.0), (3, 0.5)))
+    assert [(s["n_components"], s["residual_weight"]) for s in scores] == [(1, 1.0), (1, 0.0), (3, 0.5)]
+    best = min(scores, key=lambda s: s["corr_mse"])
+    assert (cal.covariance[0].shape[1], cal.residual_weight) == (best["n_components"], best["residual_weight"])
+    assert scores[1]["corr_mse"] < scores[0]["corr_mse"]  # dropping the spurious tie brings the correlations closer
+    assert scores[0]["corr_mse"] == pytest.approx(gg.metrics.correlation_mse(
+        val_real, OutputCalibration.fit(generated, real, method="covariance", n_components=1,
+                                        residual_weight=1.0).apply(val_generated, noise)))
+    with pytest.raises(ValueError, match="noise must be standard-normal draws"):
+        select_covariance(generated, real, None, None, val_generated, val_real, noise=None)
+
+
+def test_covariance_calibration_is_chosen_on_the_validation_rows(tmp_path):
+    adata = _cohort(n=120)
+    gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
+    model = gg.CondWGANGP(adata, **TINY).train(max_steps=4, batch_size=16, seed=0)
+    scores = model.calibration_scores
+    assert list(scores.columns) == ["n_components", "residual_weight", "corr_mse"] and len(scores) == 9
+    assert set(scores["n_components"]) == {10, 20, 30}  # 50 and 100 axes capped by the 30 genes
+    best = scores.loc[scores["corr_mse"].idxmin()]
+    assert model.calibration.covariance[0].shape[1] == best["n_components"]
+    assert model.calibration.residual_weight == best["residual_weight"]
+    loaded = gg.CondWGANGP.load(model.save(tmp_path / "m"), adata=adata)
+    assert loaded.calibration.residual_weight == model.calibration.residual_weight
+    np.testing.assert_array_equal(loaded.sample(seed=3).X, model.sample(seed=3).X)
+    # no validation rows: the fixed defaults (10 axes, half the rest kept)
+    model = gg.CondWGANGP(adata, **TINY).train(max_steps=4, batch_size=16, seed=0, train_size=1.0)
+    assert model.calibration_scores.empty
+    assert (model.calibration.covariance[0].shape[1], model.calibration.residual_weight) == (10, 0.5)
+
+
 def test_train_takes_the_calibration_method(tmp_path):
     adata = _cohort(n=80)
     gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")

@@ -12,7 +12,6 @@ import numpy as np
 import torch; torch.set_num_threads(1)
 import gemmgan_sc as gg
 gg.settings.progress_bar = False
-from gemmgan_sc.models import _calibration as C
 from convergence import tcga_cohort, held_out_split, held_out_sets
 adata, layer, label, scale = tcga_cohort(with_text=False)
 test_rows, fit_rows = held_out_split(adata.n_obs, 0)
@@ -28,8 +27,7 @@ for k in ["none", "moments", 20, 50, 100, 200, 400, 659]:
     elif k == "moments":
         m._calibrate(method="moments")
     else:
-        C.COVARIANCE_COMPONENTS = k
-        m._calibrate(method="covariance")
+        m._calibrate(method="covariance", candidates=[(k, 1.0)])  # K axes, the whole residual kept
     rv, sv, tr = held_out_sets(m, m.adata, val, 0)
     rt, st, _ = held_out_sets(m, adata, test_rows, 0)
     res[str(k)] = {"val": gg.metrics.correlation_mse(rv, sv), "test": gg.metrics.correlation_mse(rt, st)}

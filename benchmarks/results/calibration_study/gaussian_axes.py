@@ -9,7 +9,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 import numpy as np
 import gemmgan_sc as gg
-from gemmgan_sc.models import _calibration as C
 from convergence import tcga_cohort, held_out_split, setup, held_out_sets
 import torch; torch.set_num_threads(1)
 adata, layer, label, scale = tcga_cohort(with_text=False)
@@ -22,8 +21,7 @@ for how in ["none", 20, 50, 100, 200, 400]:
     if how == "none":
         m.calibration = None
     else:
-        C.COVARIANCE_COMPONENTS = how
-        m._calibrate(method="covariance")
+        m._calibrate(method="covariance", candidates=[(how, 1.0)])  # K axes, the whole residual kept
     rt, sy, tr = held_out_sets(m, adata, test_rows, 0)
     rv, sv, _ = held_out_sets(m, m.adata, np.asarray(m.split["validation"]), 0)
     out[str(how)] = {"val": gg.metrics.correlation_mse(rv, sv), "test": gg.metrics.correlation_mse(rt, sy)}

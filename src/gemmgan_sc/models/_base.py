@@ -62,6 +62,8 @@ class BaseGenerativeModel:
         self.scaler = ExpressionScaler()
         self.networks = None
         self.calibration = None
+        #: the validation corr-MSE of each covariance calibration tried by the last ``train`` (DataFrame)
+        self.calibration_scores = pd.DataFrame()
         self.split: dict[str, np.ndarray] | None = None
         self._history: list[dict] = []
         self.train_params: dict[str, Any] = {}
@@ -252,7 +254,10 @@ class BaseGenerativeModel:
         training rows' quantiles (their whole marginal, point masses included: better train-on-synthetic
         utility, worse k-NN precision and recall; see OutputCalibration); ``calibrate="covariance"`` first moves
         the profiles by the Gaussian optimal-transport map that gives them the training rows' covariance in the
-        training rows' top 50 principal axes (their gene-gene correlations), then matches the moments;
+        training rows' top principal axes (their gene-gene correlations) and shrinks the rest of each profile
+        towards independent noise, then matches the moments; the number of axes (10-100) and the share of the
+        rest kept (0, 0.5 or 1) are those whose profiles for the validation rows have the closest gene-gene
+        correlations (:attr:`calibration_scores` lists them; 10 and 0.5 without validation rows);
         ``True`` means :attr:`default_calibration`: ``"covariance"`` for models conditioned on labels or on
         nothing, ``"moments"`` (the per-gene step alone) for models conditioned on slide or text embeddings. A second call
         continues training the same networks, split and normalisation. ``checkpoint_dir`` writes a checkpoint
@@ -423,20 +428,39 @@ class BaseGenerativeModel:
         groups = None if bank.labels is None else bank.labels.cpu().numpy()[np.asarray(rows)]
         return self.calibration.apply(z, noise, groups)
 
-    def _calibrate(self, n_draws: int = 8192, seed: int | None = 0, method: str | None = None) -> None:
+    def _calibrate(self, n_draws: int = 8192, seed: int | None = 0, method: str | None = None,
+                   candidates=None) -> None:
         """Fit the output calibration (``method``, default :attr:`default_calibration`) on profiles generated
-        from the training rows' conditions (per label group for models conditioned on labels)."""
-        from ._calibration import OutputCalibration
+        from the training rows' conditions (per label group for models conditioned on labels); the covariance
+        calibration's (axes, residual weight) are chosen among ``candidates`` (default
+        :data:`~gemmgan_sc.models._calibration.COVARIANCE_CANDIDATES`) on the validation rows where there are
+        enough."""
+        from ._calibration import COVARIANCE_CANDIDATES, MIN_GROUP_ROWS, OutputCalibration, select_covariance
 
-        self.calibration = None
-        train = self.split["train"]
+        method = method or self.default_calibration
+        self.calibration, self.calibration_scores = None, pd.DataFrame()
+        bank, device, seed = self._make_bank(self.adata, with_expression=False), self._sampling_device(None), seed or 0
+        train, validation = self.split["train"], self.split["validation"]
         rows = np.resize(train, max(int(n_draws), len(train)))
-        z = self._generate(self._make_bank(self.adata, with_expression=False), rows, seed, 1024, self._sampling_device(None))
-        real = self.scaler.transform(self._expression(self.adata)[train])
+        fit_sets = self._calibration_set(bank, rows, train, seed, device)
+        candidates = COVARIANCE_CANDIDATES if candidates is None else tuple(candidates)
+        if method != "covariance" or len(validation) < 2 * MIN_GROUP_ROWS:
+            fixed = dict(zip(("n_components", "residual_weight"), candidates[0])) if len(candidates) == 1 else {}
+            self.calibration = OutputCalibration.fit(*fit_sets, method=method, seed=seed, **fixed)
+            return
+        val_generated, val_real, val_groups = self._calibration_set(bank, np.resize(validation, len(train)),
+                                                                    validation, seed + 1, device)[:3]
+        noise = np.random.default_rng(seed + 1).standard_normal(val_generated.shape)
+        self.calibration, scores = select_covariance(*fit_sets, val_generated, val_real, val_groups, noise,
+                                                     candidates)
+        self.calibration_scores = pd.DataFrame(scores)
+
+    def _calibration_set(self, bank, rows: np.ndarray, real_rows: np.ndarray, seed: int, device) -> tuple:
+        """(generated from ``rows``' conditions, real ``real_rows`` z-scored, their label codes or Nones)."""
+        generated = self._generate(bank, rows, seed, 1024, device)
+        real = self.scaler.transform(self._expression(self.adata)[real_rows])
         codes = self._label_codes(self.adata) if self._uses("labels") else None
-        groups = (None, None) if codes is None else (codes[rows], codes[train])
-        self.calibration = OutputCalibration.fit(z, real, *groups, method=method or self.default_calibration,
-                                                 seed=seed or 0)
+        return (generated, real) + ((None, None) if codes is None else (codes[rows], codes[real_rows]))
 
     def sample(
         self,

@@ -14,8 +14,12 @@ MIN_GROUP_ROWS = 10
 #: quantile levels of the ``method="quantiles"`` step (129: 1/128 of the rows between two knots)
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 129)
 METHODS = ("moments", "quantiles", "covariance")
-#: principal components of the training rows in which ``method="covariance"`` matches the covariance
-COVARIANCE_COMPONENTS = 50
+#: principal components of the training rows in which ``method="covariance"`` matches the covariance, and the
+#: share of each profile's component outside them that it keeps, where no validation rows choose them
+COVARIANCE_COMPONENTS = 10
+RESIDUAL_WEIGHT = 0.5
+#: the (axes, residual weight) pairs :func:`select_covariance` tries on a model's validation rows
+COVARIANCE_CANDIDATES = tuple((k, w) for k in (10, 20, 50, 100) for w in (0.0, 0.5, 1.0))
 
 
 def _moments(generated: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,27 +69,37 @@ def gaussian_transport(source_cov: np.ndarray, target_cov: np.ndarray) -> np.nda
     return inv_half @ _sqrt_psd((middle + middle.T) / 2.0) @ inv_half
 
 
-def _covariance_map(generated: np.ndarray, real: np.ndarray, gen_codes: np.ndarray | None,
-                    real_codes: np.ndarray | None, n_components: int) -> tuple[np.ndarray, np.ndarray]:
-    """(basis, map): the training rows' top principal axes (genes x k) and ``T - I`` (k x k) of the Gaussian
-    transport of the generated profiles' covariance there onto the real rows' (within label groups, if given)."""
+def _principal_axes(real: np.ndarray, real_codes: np.ndarray | None, n_components: int) -> np.ndarray:
+    """genes x k: the top principal axes of the training rows (within label groups, if given)."""
     from sklearn.utils.extmath import randomized_svd
 
-    real_res, gen_res = _group_centred(real, real_codes), _group_centred(generated, gen_codes)
     k = int(min(n_components, real.shape[1], len(real) - 1))
-    basis = randomized_svd(real_res, k, random_state=0)[2].T
-    gen_cov, real_cov = (np.atleast_2d(np.cov(r @ basis, rowvar=False)) for r in (gen_res, real_res))  # k may be 1
-    transport = gaussian_transport(gen_cov, real_cov)
-    return basis, transport - np.eye(k)
+    return randomized_svd(_group_centred(real, real_codes), k, random_state=0)[2].T
 
 
-def _apply_covariance(z: np.ndarray, basis: np.ndarray, mapping: np.ndarray) -> np.ndarray:
-    return z + ((z @ basis) @ mapping) @ basis.T
+def _covariance_map(generated: np.ndarray, real: np.ndarray, gen_codes: np.ndarray | None,
+                    real_codes: np.ndarray | None, basis: np.ndarray, residual_weight: float) -> np.ndarray:
+    """``T - w I`` (k x k), ``T`` the Gaussian transport of the generated profiles' covariance in the axes
+    ``basis`` (genes x k) onto the real rows' (within label groups, if given), ``w`` the residual weight."""
+    gen_cov, real_cov = (np.atleast_2d(np.cov(_group_centred(x, c) @ basis, rowvar=False))  # k may be 1
+                         for x, c in ((generated, gen_codes), (real, real_codes)))
+    return gaussian_transport(gen_cov, real_cov) - residual_weight * np.eye(len(gen_cov))
+
+
+def _apply_covariance(z: np.ndarray, basis: np.ndarray, mapping: np.ndarray, residual_weight: float = 1.0) -> np.ndarray:
+    """``T`` on the component of ``z`` in the axes, ``w`` times the rest (``mapping = T - w I``)."""
+    return residual_weight * z + ((z @ basis) @ mapping) @ basis.T
 
 
 def _map_quantiles(z: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Each gene of ``z`` through its piecewise-linear quantile map (``table``: 2 x levels x genes)."""
     return np.stack([np.interp(z[:, g], table[0, :, g], table[1, :, g]) for g in range(z.shape[1])], axis=1)
+
+
+def _check_residual_weight(weight) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating, np.integer)) or not 0.0 <= weight <= 1.0:
+        raise ValueError(f"residual_weight must be a number in [0, 1], got {weight!r}.")
+    return float(weight)
 
 
 class OutputCalibration:
@@ -111,9 +125,13 @@ class OutputCalibration:
 
     ``method="covariance"`` first moves the profiles by the optimal-transport map between Gaussians
     (:func:`gaussian_transport`) that gives them the training rows' covariance in the training rows' top
-    :data:`COVARIANCE_COMPONENTS` principal axes (within label groups, where fitted per group), the directions that
-    hold the gene-gene correlation structure; then the moments as above. It is the smallest linear move that does
-    so, and a fixed map: each profile is moved on its own, as with the other methods.
+    ``n_components`` principal axes (within label groups, where fitted per group), the directions that hold the
+    gene-gene correlation structure, and keeps the share ``residual_weight`` of each profile's component outside
+    them; then the moments as above, whose per-gene noise refills the variance taken away. The map is fixed: each
+    profile is moved on its own, as with the other methods. A generator's correlations outside the top axes are
+    learnt from few rows and are mostly noise; on TCGA, shrinking them towards the independent noise of
+    :class:`gemmgan_sc.GaussianBaseline` lowers the held-out correlation error and the detectability of every
+    model (benchmarks/results/calibration_study). :func:`select_covariance` picks both numbers on validation rows.
 
     Examples
     --------
@@ -130,7 +148,8 @@ class OutputCalibration:
                  group_codes: np.ndarray | None = None, group_shift: np.ndarray | None = None,
                  group_scale: np.ndarray | None = None, group_noise_sd: np.ndarray | None = None,
                  quantiles: np.ndarray | None = None, group_quantiles: np.ndarray | None = None,
-                 covariance_basis: np.ndarray | None = None, covariance_map: np.ndarray | None = None) -> None:
+                 covariance_basis: np.ndarray | None = None, covariance_map: np.ndarray | None = None,
+                 residual_weight: float = 1.0) -> None:
         self.shift = np.asarray(shift, dtype=np.float32)
         self.scale = np.asarray(scale, dtype=np.float32)
         self.noise_sd = np.zeros_like(self.shift) if noise_sd is None else np.asarray(noise_sd, dtype=np.float32)
@@ -162,17 +181,20 @@ class OutputCalibration:
                                  f"{self.covariance[0].shape} and {self.covariance[1].shape}.")
         if self.covariance is not None and self.quantiles is not None:
             raise ValueError("A calibration has either the covariance map or the quantile map, not both.")
+        self.residual_weight = _check_residual_weight(residual_weight)
 
     @classmethod
     def fit(cls, generated: np.ndarray, real: np.ndarray, generated_groups: np.ndarray | None = None,
             real_groups: np.ndarray | None = None, method: str = "moments", seed: int = 0,
-            n_components: int | None = None) -> "OutputCalibration":
+            n_components: int | None = None, residual_weight: float | None = None) -> "OutputCalibration":
         """Match the per-gene mean and sd of ``generated`` to ``real`` (both rows x genes, z-scored scale).
 
         ``generated_groups`` / ``real_groups`` (rows x K integer codes, e.g. the label codes of the condition of
         each row) fit one calibration per group as well; give both or neither. ``method="quantiles"`` adds the
         quantile map (its noise for fitting drawn with ``seed``); ``method="covariance"`` puts the covariance map
-        in ``n_components`` principal axes (default :data:`COVARIANCE_COMPONENTS`) before the moments.
+        in ``n_components`` principal axes (default :data:`COVARIANCE_COMPONENTS`), keeping the share
+        ``residual_weight`` in [0, 1] (default :data:`RESIDUAL_WEIGHT`) of the component outside them, before the
+        moments.
         """
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
@@ -180,6 +202,7 @@ class OutputCalibration:
             n_components = COVARIANCE_COMPONENTS if n_components is None else n_components
             if int(n_components) < 1:
                 raise ValueError(f"n_components must be a positive integer, got {n_components!r}.")
+            residual_weight = _check_residual_weight(RESIDUAL_WEIGHT if residual_weight is None else residual_weight)
             if min(np.shape(real)[1], len(real) - 1) < 2:
                 logger.warning("%d training rows x %d genes: too few for a covariance; the calibration matches "
                                "the per-gene moments only.", len(real), np.shape(real)[1])
@@ -187,10 +210,8 @@ class OutputCalibration:
             generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
             codes = [None if g is None else np.asarray(g, np.int64).reshape(len(x), -1)
                      for g, x in ((generated_groups, generated), (real_groups, real))]
-            basis, mapping = _covariance_map(generated, real, *codes, n_components)
-            moments = cls._fit_moments(_apply_covariance(generated, basis, mapping), real, generated_groups,
-                                       real_groups)
-            return cls.from_state({**moments.state(), "covariance_basis": basis, "covariance_map": mapping})
+            basis = _principal_axes(real, codes[1], n_components)
+            return cls._fit_covariance(generated, real, codes, basis, residual_weight)
         moments = cls._fit_moments(generated, real, generated_groups, real_groups)
         if method == "moments":
             return moments
@@ -205,6 +226,15 @@ class OutputCalibration:
                 _quantiles(calibrated[(groups == code).all(1)], np.asarray(real)[(real_codes == code).all(1)])
                 for code in moments.group_codes])
         return cls.from_state(state)
+
+    @classmethod
+    def _fit_covariance(cls, generated: np.ndarray, real: np.ndarray, codes: list, basis: np.ndarray,
+                        residual_weight: float) -> "OutputCalibration":
+        mapping = _covariance_map(generated, real, *codes, basis, residual_weight)
+        moved = _apply_covariance(generated, basis, mapping, residual_weight)
+        moments = cls._fit_moments(moved, real, *codes)
+        return cls.from_state({**moments.state(), "covariance_basis": basis, "covariance_map": mapping,
+                               "covariance_residual": np.array([residual_weight])})
 
     @classmethod
     def _fit_moments(cls, generated, real, generated_groups, real_groups) -> "OutputCalibration":
@@ -251,7 +281,7 @@ class OutputCalibration:
         ``groups`` (rows x K codes) when it was fitted per group."""
         z = np.asarray(z, np.float32)
         if self.covariance is not None:
-            z = _apply_covariance(z, *self.covariance)
+            z = _apply_covariance(z, *self.covariance, self.residual_weight)
         shift, scale, noise_sd = self._per_row(len(z), groups)
         out = z * scale + shift
         if self.adds_noise:
@@ -285,6 +315,7 @@ class OutputCalibration:
             out["group_quantiles"] = self.group_quantiles
         if self.covariance is not None:
             out["covariance_basis"], out["covariance_map"] = self.covariance
+            out["covariance_residual"] = np.array([self.residual_weight], np.float32)
         return out
 
     @classmethod
@@ -295,10 +326,58 @@ class OutputCalibration:
         return cls(state["shift"], state["scale"], state.get("noise_sd"), state.get("group_codes"),
                    state.get("group_shift"), state.get("group_scale"), state.get("group_noise_sd"),
                    state.get("quantiles"), state.get("group_quantiles"), state.get("covariance_basis"),
-                   state.get("covariance_map"))
+                   state.get("covariance_map"), float(np.asarray(state.get("covariance_residual", 1.0)).reshape(-1)[0]))
 
     @property
     def method(self) -> str:
         if self.covariance is not None:
             return "covariance"
         return "moments" if self.quantiles is None else "quantiles"
+
+
+def select_covariance(generated: np.ndarray, real: np.ndarray, generated_groups: np.ndarray | None,
+                      real_groups: np.ndarray | None, validation_generated: np.ndarray, validation_real: np.ndarray,
+                      validation_groups: np.ndarray | None = None, noise: np.ndarray | None = None,
+                      candidates=COVARIANCE_CANDIDATES) -> tuple[OutputCalibration, list[dict]]:
+    """The ``method="covariance"`` calibration, its (axes, residual weight) chosen among ``candidates`` on
+    held-out rows.
+
+    Each candidate is fitted as :meth:`OutputCalibration.fit` does (``generated`` / ``real``: profiles from the
+    training rows' conditions and the training rows, z-scored; the groups as there), then applied to
+    ``validation_generated`` (profiles from the validation rows' conditions, with ``validation_groups`` and the
+    standard-normal ``noise``, drawn with a seed, of its shape); the one whose gene-gene correlations are closest to
+    ``validation_real``'s (:func:`gemmgan_sc.metrics.correlation_mse`) is returned with every candidate's score.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> real, val = rng.normal(size=(300, 8)), rng.normal(size=(100, 8))
+    >>> cal, scores = select_covariance(rng.normal(size=(2000, 8)), real, None, None,
+    ...                                 rng.normal(size=(300, 8)), val, noise=rng.normal(size=(300, 8)))
+    >>> cal.method, len(scores)
+    ('covariance', 3)
+    """
+    from ..metrics import correlation_mse
+
+    if noise is None or np.shape(noise) != np.shape(validation_generated):
+        raise ValueError(f"noise must be standard-normal draws of validation_generated's shape "
+                         f"{np.shape(validation_generated)}, got {None if noise is None else np.shape(noise)}.")
+    if min(np.shape(real)[1], len(real) - 1) < 2:
+        cal = OutputCalibration.fit(generated, real, generated_groups, real_groups, method="covariance")
+        return cal, []
+    generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
+    codes = [None if g is None else np.asarray(g, np.int64).reshape(len(x), -1)
+             for g, x in ((generated_groups, generated), (real_groups, real))]
+    basis = _principal_axes(real, codes[1], max(k for k, _ in candidates))
+    best, scores = None, []
+    for k, weight in candidates:
+        if k > basis.shape[1] and any(s["n_components"] == basis.shape[1] and s["residual_weight"] == weight
+                                      for s in scores):
+            continue  # as many axes as the rows allow: already tried
+        cal = OutputCalibration._fit_covariance(generated, real, codes, basis[:, :k], weight)
+        out = cal.apply(validation_generated, noise, validation_groups)
+        scores.append({"n_components": min(k, basis.shape[1]), "residual_weight": float(weight),
+                       "corr_mse": correlation_mse(validation_real, out)})
+        if best is None or scores[-1]["corr_mse"] < best[0]:
+            best = (scores[-1]["corr_mse"], cal)
+    return best[1], scores

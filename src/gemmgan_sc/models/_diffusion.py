@@ -201,11 +201,12 @@ class ExpressionDiffusion(LabelSampler, FusionConditioned, BaseGenerativeModel):
         steps_per_epoch = max(1, math.ceil(max(1, n_train) / max(1, int(batch_size))))
         return max(1, round(every / steps_per_epoch))
 
-    def _calibrate(self, n_draws: int | None = None, seed: int | None = 0, method: str | None = None) -> None:
+    def _calibrate(self, n_draws: int | None = None, seed: int | None = 0, method: str | None = None,
+                   candidates=None) -> None:
         """The base calibration on twice the training rows (at least 1,024 draws): each draw runs the sampler."""
         if n_draws is None:
             n_draws = max(1024, 2 * len(self.split["train"]))
-        super()._calibrate(n_draws=n_draws, seed=seed, method=method)
+        super()._calibrate(n_draws=n_draws, seed=seed, method=method, candidates=candidates)
 
     # ------------------------------------------------------------------ sample
     def sample(self, adata=None, indices=None, n_samples: int | None = None, seed: int | None = None,

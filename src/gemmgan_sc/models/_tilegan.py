@@ -313,7 +313,8 @@ class TileGAN(BaseGenerativeModel):
             kwargs = {**kwargs, "vae_pretrain_steps": 0}
         return TileGANPlan(self.networks, bank, train_idx, val_idx, self._tile_bank(self.adata, self._seed), **kwargs)
 
-    def _calibrate(self, n_draws: int = 0, seed: int | None = 0, method: str | None = None) -> None:
+    def _calibrate(self, n_draws: int = 0, seed: int | None = 0, method: str | None = None,
+                   candidates=None) -> None:
         """Tiles have no per-gene output calibration (the expression models' post-training step)."""
         self.calibration = None
 
