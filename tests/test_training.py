@@ -413,3 +413,18 @@ def test_model_classes_say_what_setup_reads():
     assert gg.GeMMGAN.setup_inputs == {"text", "image", "labels"}
     assert gg.CondWGANGP.labels_required and not gg.WGANGP.labels_required
     assert gg.GaussianBaseline.setup_inputs == {"labels"} and not gg.GaussianBaseline.labels_required
+
+
+def test_calibration_draws_never_share_the_training_seed(monkeypatch):
+    """sample(seed=s) after train(seed=s) must not reuse the calibration's own noise (in-sample calibration)."""
+    from gemmgan_sc.models._base import BaseGenerativeModel, calibration_seed
+
+    adata = _cohort(n=120)
+    gg.CondWGANGP.setup_anndata(adata, labels_keys=["group"], expression_scale="any")
+    seeds, generate = [], BaseGenerativeModel._generate
+    monkeypatch.setattr(BaseGenerativeModel, "_generate",
+                        lambda self, bank, rows, seed, *a: seeds.append(seed) or generate(self, bank, rows, seed, *a))
+    gg.CondWGANGP(adata, **TINY).train(max_steps=4, batch_size=16, seed=0)
+    calibration_draws = seeds[-2:]  # training rows, then validation rows
+    assert 0 not in calibration_draws and 1 not in calibration_draws
+    assert calibration_draws == [calibration_seed(0), calibration_seed(0) + 1]

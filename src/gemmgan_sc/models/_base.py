@@ -439,7 +439,7 @@ class BaseGenerativeModel:
 
         method = method or self.default_calibration
         self.calibration, self.calibration_scores = None, pd.DataFrame()
-        bank, device, seed = self._make_bank(self.adata, with_expression=False), self._sampling_device(None), seed or 0
+        bank, device, seed = self._make_bank(self.adata, with_expression=False), self._sampling_device(None), calibration_seed(seed)
         train, validation = self.split["train"], self.split["validation"]
         rows = np.resize(train, max(int(n_draws), len(train)))
         fit_sets = self._calibration_set(bank, rows, train, seed, device)
@@ -644,6 +644,20 @@ class BaseGenerativeModel:
 
 #: hyperparameters of earlier versions that the models no longer take (their effect lives in the saved state)
 _RETIRED_HPARAMS = ("filter_genes",)
+
+
+def calibration_seed(seed: int | None) -> int:
+    """The seed of the output calibration's own draws for a training ``seed``: one that no sampling seed is
+    likely to be. Drawn with the training seed, ``sample(seed=...)`` at that seed would reuse the very noise the
+    calibration was fitted on and be calibrated in-sample (on TCGA the diffusion model's held-out LR AUC read
+    0.53 at its training seed and 0.71-0.76 at others).
+
+    Examples
+    --------
+    >>> calibration_seed(0) == calibration_seed(0) != 0
+    True
+    """
+    return int(np.random.SeedSequence([0 if seed is None else int(seed), 0x63616C]).generate_state(1)[0])
 
 
 def _read_saved(folder: Path) -> tuple[dict, dict[str, np.ndarray]]:
