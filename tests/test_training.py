@@ -216,6 +216,8 @@ def test_covariance_calibration_is_chosen_on_the_validation_rows(tmp_path):
     best = scores.loc[scores["corr_mse"].idxmin()]
     assert model.calibration.covariance[0].shape[1] == best["n_components"]
     assert model.calibration.residual_weight == best["residual_weight"]
+    assert model.train_params["calibration_axes"] == best["n_components"]
+    assert model.train_params["calibration_residual_weight"] == best["residual_weight"]
     loaded = gg.CondWGANGP.load(model.save(tmp_path / "m"), adata=adata)
     assert loaded.calibration.residual_weight == model.calibration.residual_weight
     np.testing.assert_array_equal(loaded.sample(seed=3).X, model.sample(seed=3).X)

@@ -293,6 +293,9 @@ class BaseGenerativeModel:
             self._calibrate(seed=seed, method=calibrate)
         self.train_params = config.record(train_size=train_size, seed=seed, accelerator=accelerator,
                                           precision=precision, compile=compile, calibrate=calibrate)
+        if self.calibration is not None and self.calibration.covariance is not None:
+            self.train_params["calibration_axes"] = int(self.calibration.covariance[0].shape[1])
+            self.train_params["calibration_residual_weight"] = self.calibration.residual_weight
         self.is_trained = True
         return self
 
