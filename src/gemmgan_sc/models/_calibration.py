@@ -96,6 +96,14 @@ def _map_quantiles(z: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(z[:, g], table[0, :, g], table[1, :, g]) for g in range(z.shape[1])], axis=1)
 
 
+def _covariance_inputs(generated, real, generated_groups, real_groups) -> tuple[np.ndarray, np.ndarray, list]:
+    """float64 ``generated`` and ``real``, and their group codes as rows x K integer arrays (or Nones)."""
+    generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
+    codes = [None if g is None else np.asarray(g, np.int64).reshape(len(x), -1)
+             for g, x in ((generated_groups, generated), (real_groups, real))]
+    return generated, real, codes
+
+
 def _check_residual_weight(weight) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating, np.integer)) or not 0.0 <= weight <= 1.0:
         raise ValueError(f"residual_weight must be a number in [0, 1], got {weight!r}.")
@@ -207,9 +215,7 @@ class OutputCalibration:
                 logger.warning("%d training rows x %d genes: too few for a covariance; the calibration matches "
                                "the per-gene moments only.", len(real), np.shape(real)[1])
                 return cls._fit_moments(generated, real, generated_groups, real_groups)
-            generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
-            codes = [None if g is None else np.asarray(g, np.int64).reshape(len(x), -1)
-                     for g, x in ((generated_groups, generated), (real_groups, real))]
+            generated, real, codes = _covariance_inputs(generated, real, generated_groups, real_groups)
             basis = _principal_axes(real, codes[1], n_components)
             return cls._fit_covariance(generated, real, codes, basis, residual_weight)
         moments = cls._fit_moments(generated, real, generated_groups, real_groups)
@@ -365,9 +371,7 @@ def select_covariance(generated: np.ndarray, real: np.ndarray, generated_groups:
     if min(np.shape(real)[1], len(real) - 1) < 2:
         cal = OutputCalibration.fit(generated, real, generated_groups, real_groups, method="covariance")
         return cal, []
-    generated, real = np.asarray(generated, np.float64), np.asarray(real, np.float64)
-    codes = [None if g is None else np.asarray(g, np.int64).reshape(len(x), -1)
-             for g, x in ((generated_groups, generated), (real_groups, real))]
+    generated, real, codes = _covariance_inputs(generated, real, generated_groups, real_groups)
     basis = _principal_axes(real, codes[1], max(k for k, _ in candidates))
     best, scores = None, []
     for k, weight in candidates:
