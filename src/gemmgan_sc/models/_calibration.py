@@ -374,14 +374,11 @@ def select_covariance(generated: np.ndarray, real: np.ndarray, generated_groups:
     generated, real, codes = _covariance_inputs(generated, real, generated_groups, real_groups)
     basis = _principal_axes(real, codes[1], max(k for k, _ in candidates))
     best, scores = None, []
-    for k, weight in candidates:
-        if k > basis.shape[1] and any(s["n_components"] == basis.shape[1] and s["residual_weight"] == weight
-                                      for s in scores):
-            continue  # as many axes as the rows allow: already tried
+    # more axes than the rows or genes allow are capped: each capped pair is tried once
+    for k, weight in dict.fromkeys((min(k, basis.shape[1]), float(w)) for k, w in candidates):
         cal = OutputCalibration._fit_covariance(generated, real, codes, basis[:, :k], weight)
         out = cal.apply(validation_generated, noise, validation_groups)
-        scores.append({"n_components": min(k, basis.shape[1]), "residual_weight": float(weight),
-                       "corr_mse": correlation_mse(validation_real, out)})
+        scores.append({"n_components": k, "residual_weight": weight, "corr_mse": correlation_mse(validation_real, out)})
         if best is None or scores[-1]["corr_mse"] < best[0]:
             best = (scores[-1]["corr_mse"], cal)
     return best[1], scores
